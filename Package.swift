@@ -1,0 +1,60 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+/// Every Lua transition, embedded into the binary (one file each; `Scripts.swift` is the registry).
+let luaScripts = [
+    "lib", "enqueue", "claim", "renew", "progress", "complete", "fail", "release",
+    "promote", "reap", "cancel", "requeue", "pause", "resume",
+]
+
+let package = Package(
+    name: "Docket",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "DocketQueue", targets: ["DocketQueue"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis"),
+        .target(
+            name: "DocketQueue",
+            dependencies: [
+                "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Queue",
+            resources: luaScripts.map { .embedInCode("Lua/\($0).lua") },
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "DocketTestSupport",
+            dependencies: [
+                "DocketQueue",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DocketQueueTests",
+            dependencies: ["DocketQueue", "DocketTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/QueueTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

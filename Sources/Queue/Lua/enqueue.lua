@@ -1,0 +1,34 @@
+-- enqueue.lua: store a new job, ready now (pending) or later (scheduled).
+-- KEYS[1] job (HASH)  KEYS[2] pending (ZSET)  KEYS[3] scheduled (ZSET)  KEYS[4] events (STREAM)
+-- KEYS[5] idempotency key (STRING; unused when ARGV[12] is empty)  KEYS[6] wake (LIST)  KEYS[7] counter (STRING)
+-- ARGV[1] id  ARGV[2] type  ARGV[3] queue  ARGV[4] payload (JSON)  ARGV[5] priority  ARGV[6] maxAttempts
+-- ARGV[7] timeout ms  ARGV[8] backoff base ms  ARGV[9] backoff max ms  ARGV[10] runAt ms (0 = now)
+-- ARGV[11] now ms  ARGV[12] idempotency key  ARGV[13] idempotency TTL ms  ARGV[14] actor  ARGV[15] createdAt ms
+-- Returns { 1, id } when created; { 0, existing id } for a repeated idempotency key or an id already stored.
+local id, now, runAt = ARGV[1], tonumber(ARGV[11]), tonumber(ARGV[10])
+if ARGV[12] ~= '' then
+  local existing = redis.call('GET', KEYS[5])
+  if existing then return { 0, existing } end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return { 0, id } end
+local state = 'pending'
+if runAt > now then state = 'scheduled' end
+redis.call('HSET', KEYS[1], 'id', id, 'type', ARGV[2], 'queue', ARGV[3], 'payload', ARGV[4],
+  'priority', ARGV[5], 'maxAttempts', ARGV[6], 'timeout', ARGV[7], 'backoffBase', ARGV[8],
+  'backoffMax', ARGV[9], 'state', state, 'attempts', 0, 'createdAt', ARGV[15], 'updatedAt', now, 'seq', 0)
+if runAt > 0 then redis.call('HSET', KEYS[1], 'runAt', runAt) end
+if ARGV[12] ~= '' then
+  redis.call('HSET', KEYS[1], 'idempotencyKey', ARGV[12])
+  redis.call('SET', KEYS[5], id, 'PX', ARGV[13])
+end
+emit(KEYS[4], KEYS[1], id, 'enqueued', state, 0, now, {
+  'actor', ARGV[14], 'type', ARGV[2], 'queue', ARGV[3], 'payload', ARGV[4], 'priority', ARGV[5],
+  'maxAttempts', ARGV[6], 'timeout', ARGV[7], 'backoffBase', ARGV[8], 'backoffMax', ARGV[9],
+  'runAt', runAt > 0 and runAt or false, 'idempotencyKey', ARGV[12], 'createdAt', ARGV[15] })
+if state == 'scheduled' then
+  redis.call('ZADD', KEYS[3], runAt, id)
+else
+  addPending(KEYS[2], KEYS[7], id, ARGV[5])
+  wake(KEYS[6], 1)
+end
+return { 1, id }

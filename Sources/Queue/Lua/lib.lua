@@ -1,0 +1,81 @@
+-- lib.lua: helpers prepended to every script by Scripts.swift (not a script of its own).
+-- Conventions: times are integer milliseconds since the epoch; a job's hash lives at
+-- jobKeyPrefix .. id; every transition bumps the job's gap-free `seq` and appends one
+-- event to the queue's stream, in the same script.
+
+-- Safety valve for a stream no journal drains (worker-only deployments); journals trim far below it.
+local STREAM_MAXLEN = 1000000
+-- Wake tokens kept for blocked claimers at most (a claim that finds the queue empty clears them).
+local WAKE_MAX = 1000
+local BANDS = { critical = 0, high = 1, normal = 2, low = 3 }
+
+-- Appends one event for the job at jobKey, bumping its seq. `extra` is a flat list of field, value.
+local function emit(eventsKey, jobKey, id, event, state, attempt, now, extra)
+  local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+  local args = { 'XADD', eventsKey, 'MAXLEN', '~', STREAM_MAXLEN, '*',
+    'job', id, 'seq', seq, 'event', event, 'state', state, 'attempt', attempt or 0, 'at', now }
+  if extra then
+    for i = 1, #extra, 2 do
+      if extra[i + 1] ~= nil and extra[i + 1] ~= false and extra[i + 1] ~= '' then
+        args[#args + 1] = extra[i]
+        args[#args + 1] = extra[i + 1]
+      end
+    end
+  end
+  redis.call(unpack(args))
+  return seq
+end
+
+-- Puts id into the pending ZSET: strict priority bands, FIFO within a band (a per-queue counter).
+local function addPending(pendingKey, counterKey, id, priority)
+  local n = redis.call('INCR', counterKey)
+  redis.call('ZADD', pendingKey, (BANDS[priority] or 2) * 281474976710656 + n, id)
+end
+
+-- Wakes claimers blocked on the queue's wake list.
+local function wake(wakeKey, count)
+  local have = redis.call('LLEN', wakeKey)
+  local add = math.min(count or 1, WAKE_MAX - have)
+  for _ = 1, add do redis.call('LPUSH', wakeKey, '1') end
+end
+
+-- True when the job is active under lease `token` (unique per claim, so a stale lease of the
+-- same worker never matches a later claim).
+local function holds(jobKey, token)
+  local h = redis.call('HMGET', jobKey, 'state', 'lease')
+  return h[1] == 'active' and h[2] == token
+end
+
+-- Fails the current attempt of an active job: retrying with backoff, or dead after maxAttempts.
+-- k = { active, retrying, dead, events, stats }. Returns the new state and, if retrying, runAt.
+local function failAttempt(k, jobKey, id, now, err, event, jitter, deadTtl)
+  local h = redis.call('HMGET', jobKey, 'attempts', 'maxAttempts', 'backoffBase', 'backoffMax', 'worker', 'startedAt')
+  local attempts = tonumber(h[1]) or 1
+  local maxAttempts = tonumber(h[2]) or 3
+  local base = tonumber(h[3]) or 2000
+  local cap = tonumber(h[4]) or 300000
+  local runMs = h[6] and (now - tonumber(h[6])) or false
+  redis.call('ZREM', k[1], id)
+  redis.call('HINCRBY', k[5], 'failed', 1)
+  if attempts >= maxAttempts then
+    redis.call('HSET', jobKey, 'state', 'dead', 'lastError', err, 'updatedAt', now, 'finishedAt', now)
+    redis.call('HDEL', jobKey, 'leaseUntil', 'lease', 'runAt')
+    emit(k[4], jobKey, id, event, 'dead', attempts, now, { 'worker', h[5], 'error', err, 'runMs', runMs })
+    emit(k[4], jobKey, id, 'dead', 'dead', attempts, now, { 'error', err })
+    redis.call('ZADD', k[3], now, id)
+    redis.call('HINCRBY', k[5], 'dead', 1)
+    if deadTtl > 0 then redis.call('PEXPIRE', jobKey, deadTtl) end
+    return { 'dead', 0 }
+  end
+  -- Attempt n waits min(max, base * 2^(n-1)), jittered down by up to 20%.
+  local delay = math.min(cap, base * 2 ^ (attempts - 1))
+  delay = math.floor(delay * (1 - 0.2 * jitter))
+  local runAt = now + delay
+  redis.call('HSET', jobKey, 'state', 'retrying', 'lastError', err, 'updatedAt', now, 'runAt', runAt)
+  redis.call('HDEL', jobKey, 'leaseUntil', 'lease')
+  emit(k[4], jobKey, id, event, 'retrying', attempts, now, { 'worker', h[5], 'error', err, 'runMs', runMs })
+  emit(k[4], jobKey, id, 'retry_scheduled', 'retrying', attempts, now, { 'runAt', runAt })
+  redis.call('ZADD', k[2], runAt, id)
+  return { 'retrying', runAt }
+end
+

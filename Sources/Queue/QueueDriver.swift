@@ -1,0 +1,71 @@
+import Foundation
+
+/// What workers and the server need from the queue. `RedisQueueDriver` is the production implementation.
+public protocol QueueDriver: Sendable {
+    /// Stores a new job (atomically: hash, queue entry, idempotency key and `enqueued` event).
+    /// A repeated idempotency key or an id already stored creates nothing and returns the existing job.
+    func enqueue(_ job: Job, actor: String?) async throws -> EnqueueResult
+    /// Enqueues many jobs in one pipeline; each job is atomic on its own.
+    func enqueue(_ jobs: [Job], actor: String?) async throws -> [EnqueueResult]
+    /// The job as Redis has it now; nil once its hash expired or never existed.
+    func job(_ id: JobID, queue: QueueName?) async throws -> Job?
+    /// Leases the best ready job of `queues` (first queue first); waits up to `wait` for one to arrive
+    /// (woken by new work, not by polling); nil if none did.
+    func claim(from queues: [QueueName], worker: WorkerID, lease: Duration, wait: Duration) async throws -> Lease?
+    /// Extends a lease; throws `QueueError.leaseLost` if the worker no longer holds it.
+    func renew(_ lease: Lease, for duration: Duration) async throws -> Lease
+    /// Records progress (JSON) of a leased job; throws `leaseLost`.
+    func progress(_ lease: Lease, _ progress: String) async throws
+    /// Completes a leased job with an optional JSON result; throws `leaseLost`.
+    func complete(_ lease: Lease, result: String?) async throws
+    /// Fails the current attempt: the job retries after its backoff or goes dead; throws `leaseLost`.
+    func fail(_ lease: Lease, error: String) async throws -> FailOutcome
+    /// Gives a job back to pending without counting an attempt (worker shutdown); throws `leaseLost`.
+    func release(_ lease: Lease) async throws
+    /// Cancels a pending, scheduled or retrying job; throws `notFound` or `conflict`.
+    func cancel(_ id: JobID, queue: QueueName?, actor: String?) async throws -> Job
+    /// Puts a dead or cancelled job back to pending; throws `notFound` or `conflict`.
+    func requeue(_ id: JobID, queue: QueueName?, actor: String?) async throws -> Job
+    func pause(_ queue: QueueName) async throws
+    func resume(_ queue: QueueName) async throws
+    /// Every queue that has seen a job.
+    func queues() async throws -> [QueueName]
+    func counts(_ queue: QueueName) async throws -> QueueCounts
+    /// One scheduler step over every queue: promote due jobs and reap expired leases.
+    func runScheduler(now: Date) async throws -> SchedulerStep
+}
+
+/// What an enqueue did.
+public enum EnqueueResult: Sendable, Hashable {
+    case created(Job)
+    /// Nothing was created: the idempotency key (or the id) was already taken by this job.
+    case existing(Job)
+    public var job: Job {
+        switch self {
+        case .created(let job), .existing(let job): return job
+        }
+    }
+    public var isCreated: Bool { if case .created = self { true } else { false } }
+}
+
+/// Where a failed attempt sent the job.
+public enum FailOutcome: Sendable, Hashable {
+    case retrying(at: Date)
+    case dead
+}
+
+/// A queue's jobs by state, and its running totals.
+public struct QueueCounts: Sendable, Hashable, Codable {
+    public var pending = 0, scheduled = 0, active = 0, retrying = 0, dead = 0
+    /// Totals since the queue began (completed jobs' hashes expire; the count does not).
+    public var completed = 0, failed = 0
+    public var paused = false
+    public init() {}
+}
+
+/// What one scheduler step did.
+public struct SchedulerStep: Sendable, Hashable {
+    public var promoted = 0
+    public var reaped = 0
+    public init() {}
+}

@@ -1,0 +1,39 @@
+/// An error from the Redis client: the connection, the protocol, or an error reply.
+public struct RedisClientError: Error, CustomStringConvertible, Sendable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Hashable, Sendable {
+            case connectionClosed, connectionFailed, protocolError, serverError, invalidURL, shutdown, unexpectedReply
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+        /// The connection dropped while the request was in flight or queued; it may or may not have run.
+        public static var connectionClosed: Self { .init(.connectionClosed) }
+        /// No connection could be made (Redis down or unreachable); the request was not sent.
+        public static var connectionFailed: Self { .init(.connectionFailed) }
+        /// Redis sent bytes that are not RESP.
+        public static var protocolError: Self { .init(.protocolError) }
+        /// Redis answered with an error reply (`message` holds it).
+        public static var serverError: Self { .init(.serverError) }
+        public static var invalidURL: Self { .init(.invalidURL) }
+        /// The client has shut down.
+        public static var shutdown: Self { .init(.shutdown) }
+        /// A reply of a shape the caller did not expect.
+        public static var unexpectedReply: Self { .init(.unexpectedReply) }
+        public var description: String { base.rawValue }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, message: String = "") {
+        self.code = code
+        self.message = message
+    }
+
+    /// True when the request never reached Redis or the connection broke: the caller may retry later.
+    public var isConnectionError: Bool {
+        code == .connectionClosed || code == .connectionFailed || code == .shutdown
+    }
+
+    public var description: String { message.isEmpty ? "redis: \(code)" : "redis: \(code): \(message)" }
+}

@@ -1,0 +1,167 @@
+import NIOCore
+import NIOPosix
+
+/// One Redis connection. Requests from any task are pipelined in FIFO order; writes made in
+/// the same event-loop tick share one flush.
+public final class RedisConnection: Sendable {
+    let channel: any Channel
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    /// Connects, then authenticates and selects the database named by `url`.
+    public static func connect(
+        to url: RedisURL,
+        on group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        timeout: Duration = .seconds(5)
+    ) async throws -> RedisConnection {
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)))
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(RESPDecoder()),
+                        RedisCommandHandler(),
+                    ])
+                }
+            }
+        let channel: any Channel
+        do {
+            switch url.endpoint {
+            case .tcp(let host, let port):
+                channel = try await bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .connect(host: host, port: port).get()
+            case .unix(let path):
+                channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+            }
+        } catch {
+            throw RedisClientError(.connectionFailed, message: "\(url): \(error)")
+        }
+        let connection = RedisConnection(channel: channel)
+        do {
+            if let password = url.password {
+                let args: [RESPArgument] = url.username.map { [RESPArgument($0), RESPArgument(password)] } ?? [RESPArgument(password)]
+                _ = try await connection.send(RedisCommand("AUTH", args))
+            }
+            if url.database != 0 {
+                _ = try await connection.send(RedisCommand("SELECT", [RESPArgument(url.database)]))
+            }
+        } catch {
+            connection.close()
+            throw RedisClientError(.connectionFailed, message: "\(url): \(error)")
+        }
+        return connection
+    }
+
+    public var isActive: Bool { channel.isActive }
+
+    /// Sends one command; an error reply is thrown as `RedisClientError.serverError`.
+    public func send(_ command: RedisCommand) async throws -> RESPValue {
+        let reply = try await pipeline([command])[0]
+        if case .error(let message) = reply { throw RedisClientError(.serverError, message: message) }
+        return reply
+    }
+
+    /// Sends commands back to back and returns their replies in order; error replies are returned, not thrown.
+    public func pipeline(_ commands: [RedisCommand]) async throws -> [RESPValue] {
+        if commands.isEmpty { return [] }
+        let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
+        let request = RedisRequest(commands: commands, promise: promise)
+        channel.writeAndFlush(request).whenFailure { error in
+            promise.fail(RedisClientError(.connectionClosed, message: "\(error)"))
+        }
+        return try await promise.futureResult.get()
+    }
+
+    /// Runs a command that may block server-side (BLPOP, …). Cancelling the task closes the connection,
+    /// the only way to stop a blocked command; use a dedicated connection for this.
+    public func sendBlocking(_ command: RedisCommand) async throws -> RESPValue {
+        try await withTaskCancellationHandler {
+            try await send(command)
+        } onCancel: {
+            self.close()
+        }
+    }
+
+    public func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// Commands and the promise for their replies.
+struct RedisRequest {
+    let commands: [RedisCommand]
+    let promise: EventLoopPromise<[RESPValue]>
+}
+
+/// Matches replies to requests in FIFO order and coalesces flushes.
+final class RedisCommandHandler: ChannelDuplexHandler {
+    typealias InboundIn = RESPValue
+    typealias OutboundIn = RedisRequest
+    typealias OutboundOut = ByteBuffer
+
+    private struct InFlight {
+        let expected: Int
+        var replies: [RESPValue]
+        let promise: EventLoopPromise<[RESPValue]>
+    }
+
+    private var inFlight = CircularBuffer<InFlight>(initialCapacity: 64)
+    private var flushPending = false
+    private var closed = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        if closed {
+            let error = RedisClientError(.connectionClosed, message: "connection closed")
+            request.promise.fail(error)
+            promise?.fail(error)
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        for command in request.commands { RESPEncoder.encode(command, into: &buffer) }
+        inFlight.append(InFlight(expected: request.commands.count, replies: [], promise: request.promise))
+        context.write(wrapOutboundOut(buffer), promise: promise)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        // Many tasks write in the same tick: flush once, after the writes already queued on the loop.
+        guard !flushPending else { return }
+        flushPending = true
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.assumeIsolated().execute {
+            self.flushPending = false
+            loopBound.value.flush()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let value = unwrapInboundIn(data)
+        guard !inFlight.isEmpty else {
+            // A reply nobody asked for: the stream is out of step, so the connection can't be trusted.
+            context.fireErrorCaught(RedisClientError(.protocolError, message: "unexpected reply"))
+            context.close(promise: nil)
+            return
+        }
+        inFlight[inFlight.startIndex].replies.append(value)
+        if inFlight[inFlight.startIndex].replies.count == inFlight[inFlight.startIndex].expected {
+            let done = inFlight.removeFirst()
+            done.promise.succeed(done.replies)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(RedisClientError(.connectionClosed, message: "connection to redis lost"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(error as? RedisClientError ?? RedisClientError(.connectionClosed, message: "\(error)"))
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: RedisClientError) {
+        closed = true
+        while let request = inFlight.popFirst() { request.promise.fail(error) }
+    }
+}

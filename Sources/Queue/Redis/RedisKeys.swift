@@ -1,0 +1,50 @@
+/// A Redis key. Only `RedisKeys` can make one, so no other file can spell a key name.
+public struct RedisKey: Hashable, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ name: String) { self.description = name }
+}
+
+/// The whole key schema. A queue's keys carry the queue as a hash tag (`docket:{default}:pending`),
+/// so every key a Lua script touches shares one Redis Cluster slot.
+public struct RedisKeys: Sendable, Hashable {
+    public let prefix: String
+    public init(prefix: String = "docket") { self.prefix = prefix }
+
+    public func queue(_ name: QueueName) -> Queue { Queue(tag: "\(prefix):{\(name.rawValue)}") }
+    /// SET of every queue name ever enqueued to (the scheduler and stats walk it).
+    public var queues: RedisKey { RedisKey("\(prefix):queues") }
+    /// ZSET worker id → last heartbeat ms.
+    public var workers: RedisKey { RedisKey("\(prefix):workers") }
+    /// HASH of one worker's registration (host, pid, queues, concurrency, started, heartbeat).
+    public func worker(_ id: WorkerID) -> RedisKey { RedisKey("\(prefix):worker:\(id.rawValue)") }
+
+    public struct Queue: Sendable, Hashable {
+        let tag: String
+        /// ZSET id → priority band · 2^48 + arrival counter (strict priority, FIFO within a band).
+        public var pending: RedisKey { RedisKey("\(tag):pending") }
+        /// ZSET id → runAt ms, for jobs enqueued with a delay.
+        public var scheduled: RedisKey { RedisKey("\(tag):scheduled") }
+        /// ZSET id → runAt ms, for jobs waiting out a retry backoff.
+        public var retrying: RedisKey { RedisKey("\(tag):retrying") }
+        /// ZSET id → lease deadline ms.
+        public var active: RedisKey { RedisKey("\(tag):active") }
+        /// ZSET id → time of death ms (the dead-letter queue).
+        public var dead: RedisKey { RedisKey("\(tag):dead") }
+        /// STREAM of every transition, drained into the journal.
+        public var events: RedisKey { RedisKey("\(tag):events") }
+        /// STRING, present while the queue is paused.
+        public var paused: RedisKey { RedisKey("\(tag):paused") }
+        /// LIST of wake tokens a blocked claimer pops (BLPOP) instead of polling.
+        public var wake: RedisKey { RedisKey("\(tag):wake") }
+        /// STRING counter giving pending jobs their FIFO order.
+        public var counter: RedisKey { RedisKey("\(tag):counter") }
+        /// HASH of running totals: completed, failed, dead.
+        public var stats: RedisKey { RedisKey("\(tag):stats") }
+        /// STRING idempotency key → job id, expiring after the idempotency window.
+        public func idempotency(_ key: String) -> RedisKey { RedisKey("\(tag):idem:\(key)") }
+        /// HASH of one job.
+        public func job(_ id: JobID) -> RedisKey { RedisKey(jobKeyPrefix + id.rawValue) }
+        /// Passed to Lua (ARGV) where a script derives job keys from ids it pops.
+        public var jobKeyPrefix: String { "\(tag):job:" }
+    }
+}

@@ -1,0 +1,312 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// The queue on Redis: every transition is one Lua script (see `Scripts`), keys come from `RedisKeys`.
+public final class RedisQueueDriver: QueueDriver {
+    public struct Configuration: Sendable {
+        public var keys = RedisKeys()
+        /// How long a completed job's hash stays in Redis (`DOCKET_COMPLETED_TTL`).
+        public var completedTTL: Duration = .seconds(3600)
+        /// How long a dead or cancelled job's hash stays in Redis (`DOCKET_DEAD_TTL`).
+        public var deadTTL: Duration = .seconds(7 * 86400)
+        /// How long an idempotency key keeps answering with its first job.
+        public var idempotencyTTL: Duration = .seconds(86400)
+        /// Jobs promoted or reaped per queue per script call.
+        public var schedulerBatch = 500
+        /// Longest single blocking wait for a wake token (a claim re-checks at least this often).
+        public var maxBlock: Duration = .seconds(1)
+        public init() {}
+    }
+
+    public let redis: RedisClient
+    public let configuration: Configuration
+    let logger: Logger
+    public var keys: RedisKeys { configuration.keys }
+    /// Queues this process has already registered in the `queues` set.
+    private let knownQueues = Mutex<Set<QueueName>>([])
+
+    public init(redis: RedisClient, configuration: Configuration = .init(), logger: Logger) {
+        self.redis = redis
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: Enqueue
+
+    public func enqueue(_ job: Job, actor: String? = nil) async throws -> EnqueueResult {
+        try await enqueue([job], actor: actor)[0]
+    }
+
+    public func enqueue(_ jobs: [Job], actor: String? = nil) async throws -> [EnqueueResult] {
+        if jobs.isEmpty { return [] }
+        try await register(Set(jobs.map(\.queue)))
+        let now = Date()
+        let calls = jobs.map { job -> (script: RedisScript, keys: [RedisKey], arguments: [RESPArgument]) in
+            let q = keys.queue(job.queue)
+            let idem = job.idempotencyKey ?? ""
+            return (
+                Scripts.enqueue,
+                [q.job(job.id), q.pending, q.scheduled, q.events, q.idempotency(idem), q.wake, q.counter],
+                [
+                    RESPArgument(job.id.rawValue), RESPArgument(job.type.rawValue), RESPArgument(job.queue.rawValue),
+                    RESPArgument(job.payload), RESPArgument(job.priority.rawValue), RESPArgument(job.maxAttempts),
+                    RESPArgument(job.timeout.milliseconds), RESPArgument(job.backoff.base.milliseconds),
+                    RESPArgument(job.backoff.max.milliseconds), RESPArgument(job.runAt?.millis ?? 0),
+                    RESPArgument(now.millis), RESPArgument(idem), RESPArgument(configuration.idempotencyTTL.milliseconds),
+                    RESPArgument(actor ?? ""), RESPArgument(job.createdAt.millis),
+                ]
+            )
+        }
+        let replies = try await redis.evalScripts(calls)
+        var results = [EnqueueResult]()
+        results.reserveCapacity(jobs.count)
+        for (job, reply) in zip(jobs, replies) {
+            let value = try reply.get()
+            guard let pair = value.array, pair.count == 2, let created = pair[0].int, let idText = pair[1].string,
+                let id = JobID(rawValue: idText)
+            else { throw QueueError(.unexpectedReply, jobID: job.id, message: "enqueue: \(value)") }
+            if created == 1 {
+                var stored = job
+                stored.state = (job.runAt.map { $0.millis > now.millis } ?? false) ? .scheduled : .pending
+                stored.updatedAt = Date(millis: now.millis)
+                stored.seq = 1
+                results.append(.created(stored))
+            } else {
+                // The idempotency key's job (or the same id) already exists: answer with it.
+                guard let existing = try await self.job(id, queue: job.queue) else {
+                    throw QueueError(.notFound, jobID: id, message: "idempotent job vanished")
+                }
+                results.append(.existing(existing))
+            }
+        }
+        return results
+    }
+
+    /// Adds queue names to the `queues` set once per process (outside the scripts: it is another slot).
+    private func register(_ queues: Set<QueueName>) async throws {
+        let new = knownQueues.withLock { $0.isSuperset(of: queues) ? [] : queues.subtracting($0) }
+        guard !new.isEmpty else { return }
+        _ = try await redis.send(RedisCommand("SADD", [RESPArgument(keys.queues)] + new.map { RESPArgument($0.rawValue) }))
+        knownQueues.withLock { $0.formUnion(new) }
+    }
+
+    // MARK: Lookup
+
+    public func job(_ id: JobID, queue: QueueName? = nil) async throws -> Job? {
+        let candidates: [QueueName]
+        if let queue { candidates = [queue] } else { candidates = try await queues() }
+        if candidates.isEmpty { return nil }
+        let replies = try await redis.pipeline(candidates.map { RedisCommand("HGETALL", [RESPArgument(keys.queue($0).job(id))]) })
+        for reply in replies {
+            if case .error(let message) = reply { throw RedisClientError(.serverError, message: message) }
+            if let job = Job(redisHash: reply) { return job }
+        }
+        return nil
+    }
+
+    /// The queue a job lives in, by probing every known queue (nil if no hash exists).
+    private func locate(_ id: JobID, queue: QueueName?) async throws -> QueueName? {
+        if let queue { return queue }
+        let all = try await queues()
+        if all.isEmpty { return nil }
+        let replies = try await redis.pipeline(all.map { RedisCommand("EXISTS", [RESPArgument(keys.queue($0).job(id))]) })
+        return zip(all, replies).first { $0.1.int == 1 }?.0
+    }
+
+    public func queues() async throws -> [QueueName] {
+        let reply = try await redis.send(RedisCommand("SMEMBERS", [RESPArgument(keys.queues)]))
+        return (reply.array ?? []).compactMap { $0.string.flatMap(QueueName.init(rawValue:)) }.sorted { $0.rawValue < $1.rawValue }
+    }
+
+    // MARK: Claim and lease
+
+    public func claim(from queues: [QueueName], worker: WorkerID, lease: Duration, wait: Duration) async throws -> Lease? {
+        precondition(!queues.isEmpty, "claim needs at least one queue")
+        let deadline = ContinuousClock.now + wait
+        while true {
+            for queue in queues {
+                if let lease = try await claimOnce(queue, worker: worker, lease: lease) { return lease }
+            }
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            if remaining <= .milliseconds(1) || Task.isCancelled { return nil }
+            // Every queue was empty and cleared its wake list; a new job pushes a token there.
+            let block = min(remaining, configuration.maxBlock)
+            let seconds = String(format: "%.3f", Double(block.milliseconds) / 1000)
+            let wakeKeys = queues.map { RESPArgument(keys.queue($0).wake) }
+            _ = try await redis.withDedicatedConnection { connection in
+                try await connection.sendBlocking(RedisCommand("BLPOP", wakeKeys + [RESPArgument(seconds)]))
+            }
+        }
+    }
+
+    private func claimOnce(_ queue: QueueName, worker: WorkerID, lease: Duration) async throws -> Lease? {
+        let q = keys.queue(queue)
+        let now = Date()
+        let token = "\(worker.rawValue)/\(UInt64.random(in: 0...UInt64.max))"
+        let reply = try await redis.evalScript(
+            Scripts.claim,
+            keys: [q.pending, q.active, q.events, q.paused, q.wake],
+            arguments: [
+                RESPArgument(now.millis), RESPArgument(lease.milliseconds), RESPArgument(worker.rawValue), RESPArgument(q.jobKeyPrefix),
+                RESPArgument(token),
+            ]
+        )
+        if reply.isNull { return nil }
+        guard let job = Job(redisHash: reply) else { throw QueueError(.unexpectedReply, message: "claim: \(reply)") }
+        return Lease(job: job, worker: worker, token: token, deadline: job.leaseUntil ?? now.addingTimeInterval(Double(lease.milliseconds) / 1000))
+    }
+
+    public func renew(_ lease: Lease, for duration: Duration) async throws -> Lease {
+        let q = keys.queue(lease.job.queue)
+        let deadline = Date(millis: Date().millis + duration.milliseconds)
+        let reply = try await redis.evalScript(
+            Scripts.renew, keys: [q.active, q.job(lease.job.id)],
+            arguments: [RESPArgument(lease.job.id.rawValue), RESPArgument(lease.token), RESPArgument(deadline.millis)])
+        guard reply.int == 1 else { throw QueueError(.leaseLost, jobID: lease.job.id) }
+        var renewed = lease
+        renewed.deadline = deadline
+        renewed.job.leaseUntil = deadline
+        return renewed
+    }
+
+    public func progress(_ lease: Lease, _ progress: String) async throws {
+        let q = keys.queue(lease.job.queue)
+        let reply = try await redis.evalScript(
+            Scripts.progress, keys: [q.job(lease.job.id), q.events],
+            arguments: [RESPArgument(lease.job.id.rawValue), RESPArgument(lease.token), RESPArgument(progress), RESPArgument(Date().millis)])
+        guard reply.int == 1 else { throw QueueError(.leaseLost, jobID: lease.job.id) }
+    }
+
+    public func complete(_ lease: Lease, result: String?) async throws {
+        let q = keys.queue(lease.job.queue)
+        let reply = try await redis.evalScript(
+            Scripts.complete, keys: [q.active, q.job(lease.job.id), q.events, q.stats],
+            arguments: [
+                RESPArgument(lease.job.id.rawValue), RESPArgument(lease.token), RESPArgument(Date().millis),
+                RESPArgument(result ?? ""), RESPArgument(configuration.completedTTL.milliseconds),
+            ])
+        guard reply.int == 1 else { throw QueueError(.leaseLost, jobID: lease.job.id) }
+    }
+
+    public func fail(_ lease: Lease, error: String) async throws -> FailOutcome {
+        let q = keys.queue(lease.job.queue)
+        let reply = try await redis.evalScript(
+            Scripts.fail, keys: [q.active, q.job(lease.job.id), q.retrying, q.dead, q.events, q.stats],
+            arguments: [
+                RESPArgument(lease.job.id.rawValue), RESPArgument(lease.token), RESPArgument(Date().millis),
+                RESPArgument(error), RESPArgument(String(Double.random(in: 0..<1))), RESPArgument(configuration.deadTTL.milliseconds),
+            ])
+        if reply.isNull { throw QueueError(.leaseLost, jobID: lease.job.id) }
+        guard let pair = reply.array, pair.count == 2, let state = pair[0].string else {
+            throw QueueError(.unexpectedReply, jobID: lease.job.id, message: "fail: \(reply)")
+        }
+        return state == JobState.dead.rawValue ? .dead : .retrying(at: Date(millis: pair[1].int ?? 0))
+    }
+
+    public func release(_ lease: Lease) async throws {
+        let q = keys.queue(lease.job.queue)
+        let reply = try await redis.evalScript(
+            Scripts.release, keys: [q.active, q.job(lease.job.id), q.pending, q.events, q.wake, q.counter],
+            arguments: [RESPArgument(lease.job.id.rawValue), RESPArgument(lease.token), RESPArgument(Date().millis)])
+        guard reply.int == 1 else { throw QueueError(.leaseLost, jobID: lease.job.id) }
+    }
+
+    // MARK: Operator actions
+
+    public func cancel(_ id: JobID, queue: QueueName? = nil, actor: String? = nil) async throws -> Job {
+        guard let queue = try await locate(id, queue: queue) else { throw QueueError(.notFound, jobID: id) }
+        let q = keys.queue(queue)
+        let reply = try await redis.evalScript(
+            Scripts.cancel, keys: [q.job(id), q.pending, q.scheduled, q.retrying, q.events],
+            arguments: [RESPArgument(id.rawValue), RESPArgument(Date().millis), RESPArgument(actor ?? ""), RESPArgument(configuration.deadTTL.milliseconds)])
+        return try await outcome(reply, id: id, queue: queue)
+    }
+
+    public func requeue(_ id: JobID, queue: QueueName? = nil, actor: String? = nil) async throws -> Job {
+        guard let queue = try await locate(id, queue: queue) else { throw QueueError(.notFound, jobID: id) }
+        let q = keys.queue(queue)
+        let reply = try await redis.evalScript(
+            Scripts.requeue, keys: [q.job(id), q.dead, q.pending, q.events, q.wake, q.counter],
+            arguments: [RESPArgument(id.rawValue), RESPArgument(Date().millis), RESPArgument(actor ?? "")])
+        return try await outcome(reply, id: id, queue: queue)
+    }
+
+    /// Maps a cancel/requeue script answer to the job or a `notFound`/`conflict` error.
+    private func outcome(_ reply: RESPValue, id: JobID, queue: QueueName) async throws -> Job {
+        switch reply.string {
+        case "ok":
+            guard let job = try await job(id, queue: queue) else { throw QueueError(.notFound, jobID: id) }
+            return job
+        case "not_found":
+            throw QueueError(.notFound, jobID: id)
+        case let state?:
+            throw QueueError(.conflict, jobID: id, state: JobState(rawValue: state), message: "job is \(state)")
+        case nil:
+            throw QueueError(.unexpectedReply, jobID: id, message: "\(reply)")
+        }
+    }
+
+    public func pause(_ queue: QueueName) async throws {
+        try await register([queue])
+        let q = keys.queue(queue)
+        _ = try await redis.evalScript(Scripts.pause, keys: [q.paused, q.wake], arguments: [RESPArgument(Date().millis)])
+    }
+
+    public func resume(_ queue: QueueName) async throws {
+        let q = keys.queue(queue)
+        _ = try await redis.evalScript(Scripts.resume, keys: [q.paused, q.pending, q.wake], arguments: [])
+    }
+
+    // MARK: Counts and scheduler
+
+    public func counts(_ queue: QueueName) async throws -> QueueCounts {
+        let q = keys.queue(queue)
+        let replies = try await redis.pipeline([
+            RedisCommand("ZCARD", [RESPArgument(q.pending)]),
+            RedisCommand("ZCARD", [RESPArgument(q.scheduled)]),
+            RedisCommand("ZCARD", [RESPArgument(q.active)]),
+            RedisCommand("ZCARD", [RESPArgument(q.retrying)]),
+            RedisCommand("ZCARD", [RESPArgument(q.dead)]),
+            RedisCommand("HMGET", [RESPArgument(q.stats), "completed", "failed"]),
+            RedisCommand("EXISTS", [RESPArgument(q.paused)]),
+        ])
+        if let error = replies.first(where: { if case .error = $0 { true } else { false } }) {
+            throw RedisClientError(.serverError, message: "\(error)")
+        }
+        var counts = QueueCounts()
+        counts.pending = Int(replies[0].int ?? 0)
+        counts.scheduled = Int(replies[1].int ?? 0)
+        counts.active = Int(replies[2].int ?? 0)
+        counts.retrying = Int(replies[3].int ?? 0)
+        counts.dead = Int(replies[4].int ?? 0)
+        let totals = replies[5].array ?? []
+        counts.completed = Int(totals.first?.int ?? 0)
+        counts.failed = Int(totals.dropFirst().first?.int ?? 0)
+        counts.paused = replies[6].int == 1
+        return counts
+    }
+
+    public func runScheduler(now: Date = Date()) async throws -> SchedulerStep {
+        let queues = try await queues()
+        var step = SchedulerStep()
+        if queues.isEmpty { return step }
+        let batch = RESPArgument(configuration.schedulerBatch)
+        var calls = [(script: RedisScript, keys: [RedisKey], arguments: [RESPArgument])]()
+        for queue in queues {
+            let q = keys.queue(queue)
+            calls.append((Scripts.promote, [q.scheduled, q.retrying, q.pending, q.events, q.wake, q.counter],
+                [RESPArgument(now.millis), batch, RESPArgument(q.jobKeyPrefix)]))
+            calls.append((Scripts.reap, [q.active, q.retrying, q.dead, q.events, q.stats],
+                [RESPArgument(now.millis), batch, RESPArgument(q.jobKeyPrefix), RESPArgument(String(Double.random(in: 0..<1))),
+                 RESPArgument(configuration.deadTTL.milliseconds)]))
+        }
+        let replies = try await redis.evalScripts(calls)
+        for (i, reply) in replies.enumerated() {
+            let n = Int(try reply.get().int ?? 0)
+            if i % 2 == 0 { step.promoted += n } else { step.reaped += n }
+        }
+        if step.reaped > 0 { logger.warning("Reaped expired leases", metadata: ["jobs.reaped": "\(step.reaped)"]) }
+        return step
+    }
+}

@@ -1,0 +1,332 @@
+import DocketTestSupport
+import Foundation
+import Testing
+
+@testable import DocketQueue
+
+/// Every transition against a real Redis: the job's state, and the event (with a gap-free seq) it appends.
+@Suite("Job lifecycle")
+struct LifecycleTests {
+    let worker = WorkerID(rawValue: "w-test")
+
+    func events(_ t: TestQueue, _ id: JobID, queue: QueueName = .default) async throws -> [QueueEvent] {
+        try await t.driver.events(of: queue, count: 100_000).filter { $0.jobID == id }
+    }
+
+    func expectEvents(_ t: TestQueue, _ id: JobID, _ names: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let list = try await events(t, id)
+        #expect(list.map(\.event) == names, sourceLocation: sourceLocation)
+        #expect(list.map(\.seq) == Array(1...max(1, list.count)).prefix(list.count).map { $0 }, "seq is gap-free from 1", sourceLocation: sourceLocation)
+        if let job = try await t.driver.job(id) { #expect(job.seq == list.count, sourceLocation: sourceLocation) }
+    }
+
+    func claim(_ t: TestQueue, lease: Duration = .seconds(30)) async throws -> Lease? {
+        try await t.driver.claim(from: [.default], worker: worker, lease: lease, wait: .zero)
+    }
+
+    @Test func enqueueStoresThePendingJobAndItsEvent() async throws {
+        try await withTestQueue { t in
+            let job = Job(type: "email.send", payload: #"{"to":"a@b.c","n":[1,2]}"#, priority: .high, maxAttempts: 5,
+                          timeout: .seconds(9), backoff: Backoff(base: .milliseconds(100), max: .seconds(1)))
+            let result = try await t.driver.enqueue(job, actor: "req-1")
+            #expect(result.isCreated)
+            #expect(result.job.state == .pending)
+            let stored = try #require(try await t.driver.job(job.id))
+            #expect(stored.type == job.type && stored.payload == job.payload && stored.priority == .high)
+            #expect(stored.maxAttempts == 5 && stored.timeout == .seconds(9) && stored.backoff == job.backoff)
+            #expect(stored.state == .pending && stored.attempts == 0 && stored.seq == 1)
+            #expect(stored.createdAt.millis == job.createdAt.millis)
+            let list = try await events(t, job.id)
+            #expect(list.count == 1)
+            let e = try #require(list.first)
+            #expect(e.event == "enqueued" && e.state == .pending && e.seq == 1 && e.actor == "req-1")
+            #expect(e.fields["type"] == "email.send" && e.fields["payload"] == job.payload && e.fields["priority"] == "high")
+            #expect(try await t.driver.queues() == [.default])
+            #expect(try await t.driver.counts(.default).pending == 1)
+        }
+    }
+
+    @Test func idempotentEnqueueReturnsTheFirstJob() async throws {
+        try await withTestQueue { t in
+            let first = try await t.driver.enqueue(Job(type: "a", idempotencyKey: "order-7"), actor: nil)
+            let second = try await t.driver.enqueue(Job(type: "a", payload: "2", idempotencyKey: "order-7"), actor: nil)
+            #expect(first.isCreated && !second.isCreated)
+            #expect(second.job.id == first.job.id)
+            #expect(try await t.driver.counts(.default).pending == 1)
+            // The same id twice (a spooled job pushed again) is also a no-op.
+            let again = try await t.driver.enqueue(first.job, actor: nil)
+            #expect(!again.isCreated)
+            #expect(try await t.driver.events(of: .default).count == 1)
+            // Within a batch too.
+            let batch = try await t.driver.enqueue([Job(type: "a", idempotencyKey: "k2"), Job(type: "a", idempotencyKey: "k2")], actor: nil)
+            #expect(batch.map(\.isCreated) == [true, false])
+            #expect(batch[0].job.id == batch[1].job.id)
+        }
+    }
+
+    @Test func claimTakesStrictPriorityThenFIFO() async throws {
+        try await withTestQueue { t in
+            let jobs = [
+                Job(type: "t", payload: "1", priority: .low), Job(type: "t", payload: "2"), Job(type: "t", payload: "3", priority: .critical),
+                Job(type: "t", payload: "4"), Job(type: "t", payload: "5", priority: .high), Job(type: "t", payload: "6", priority: .critical),
+                Job(type: "t", payload: "7"),
+            ]
+            _ = try await t.driver.enqueue(jobs, actor: nil)
+            var order = [String]()
+            while let lease = try await claim(t) { order.append(lease.job.payload) }
+            #expect(order == ["3", "6", "5", "2", "4", "7", "1"])
+        }
+    }
+
+    @Test func claimLeasesTheJobAndCompleteFinishesIt() async throws {
+        try await withTestQueue(configure: { $0.completedTTL = .seconds(60) }) { t in
+            let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+            let lease = try #require(try await claim(t, lease: .seconds(10)))
+            #expect(lease.job.id == job.id && lease.attempt == 1 && lease.job.state == .active)
+            #expect(lease.job.worker == worker && lease.job.startedAt != nil)
+            #expect(lease.deadline.timeIntervalSinceNow > 5)
+            #expect(try await t.driver.counts(.default).active == 1)
+            try await t.driver.progress(lease, #"{"pct":50}"#)
+            #expect(try await t.driver.job(job.id)?.progress == #"{"pct":50}"#)
+            let renewed = try await t.driver.renew(lease, for: .seconds(20))
+            #expect(renewed.deadline > lease.deadline)
+            try await t.driver.complete(lease, result: #"{"ok":true}"#)
+            let done = try #require(try await t.driver.job(job.id))
+            #expect(done.state == .completed && done.result == #"{"ok":true}"# && done.finishedAt != nil)
+            let ttl = try await t.redis.send("PTTL", RESPArgument(t.keys.queue(.default).job(job.id))).int ?? -1
+            #expect(ttl > 0 && ttl <= 60_000)
+            let counts = try await t.driver.counts(.default)
+            #expect(counts.active == 0 && counts.completed == 1)
+            try await expectEvents(t, job.id, ["enqueued", "started", "progress", "completed"])
+            let completed = try #require(try await events(t, job.id).last)
+            #expect(completed.fields["result"] == #"{"ok":true}"# && completed.worker == worker.rawValue)
+            // The lease is spent: a second complete is refused.
+            await #expect(throws: QueueError.self) { try await t.driver.complete(lease, result: nil) }
+        }
+    }
+
+    @Test func delayedJobsArePromotedOnlyWhenDue() async throws {
+        try await withTestQueue { t in
+            let runAt = Date().addingTimeInterval(3600)
+            let job = try await t.driver.enqueue(Job(type: "t", runAt: runAt), actor: nil).job
+            #expect(job.state == .scheduled)
+            #expect(try await t.driver.job(job.id)?.state == .scheduled)
+            #expect(try await claim(t) == nil)
+            #expect(try await t.driver.runScheduler(now: Date()).promoted == 0)
+            #expect(try await t.driver.runScheduler(now: runAt.addingTimeInterval(-1)).promoted == 0)
+            #expect(try await t.driver.runScheduler(now: runAt).promoted == 1)
+            #expect(try await t.driver.job(job.id)?.state == .pending)
+            #expect(try await claim(t)?.job.id == job.id)
+            try await expectEvents(t, job.id, ["enqueued", "promoted", "started"])
+        }
+    }
+
+    @Test func failingRetriesWithBackoffThenGoesDead() async throws {
+        try await withTestQueue(configure: { $0.deadTTL = .seconds(100) }) { t in
+            let backoff = Backoff(base: .milliseconds(1000), max: .milliseconds(3000))
+            let job = try await t.driver.enqueue(Job(type: "t", maxAttempts: 3, backoff: backoff), actor: nil).job
+            var clock = Date()
+            for attempt in 1...3 {
+                let lease = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
+                #expect(lease.attempt == attempt)
+                let before = Date()
+                let outcome = try await t.driver.fail(lease, error: "boom \(attempt)")
+                if attempt < 3 {
+                    guard case .retrying(let at) = outcome else { Issue.record("attempt \(attempt) should retry"); return }
+                    // SPEC §2: min(max, base·2^(n-1)), jittered down by at most 20%.
+                    let expected = Double(backoff.delay(afterAttempt: attempt).milliseconds) / 1000
+                    let delay = at.timeIntervalSince(before)
+                    #expect(delay <= expected + 0.05 && delay >= expected * 0.8 - 0.05, "attempt \(attempt) waited \(delay)s")
+                    let stored = try #require(try await t.driver.job(job.id))
+                    #expect(stored.state == .retrying && stored.lastError == "boom \(attempt)" && stored.runAt == Date(millis: at.millis))
+                    #expect(try await t.driver.counts(.default).retrying == 1)
+                    // Not due yet: nothing to claim, nothing promoted.
+                    #expect(try await t.driver.runScheduler(now: before).promoted == 0)
+                    clock = at
+                    #expect(try await t.driver.runScheduler(now: clock).promoted == 1)
+                } else {
+                    #expect(outcome == .dead)
+                }
+            }
+            let dead = try #require(try await t.driver.job(job.id))
+            #expect(dead.state == .dead && dead.attempts == 3 && dead.lastError == "boom 3")
+            let counts = try await t.driver.counts(.default)
+            #expect(counts.dead == 1 && counts.failed == 3 && counts.retrying == 0)
+            try await expectEvents(t, job.id, [
+                "enqueued", "started", "failed", "retry_scheduled", "promoted", "started", "failed", "retry_scheduled",
+                "promoted", "started", "failed", "dead",
+            ])
+            let ttl = try await t.redis.send("PTTL", RESPArgument(t.keys.queue(.default).job(job.id))).int ?? -1
+            #expect(ttl > 0 && ttl <= 100_000)
+        }
+    }
+
+    @Test func backoffFollowsTheSpec() {
+        let b = Backoff.default
+        #expect(b.delay(afterAttempt: 1) == .seconds(2))
+        #expect(b.delay(afterAttempt: 2) == .seconds(4))
+        #expect(b.delay(afterAttempt: 8) == .seconds(256))
+        #expect(b.delay(afterAttempt: 9) == .seconds(300))
+        #expect(b.delay(afterAttempt: 60) == .seconds(300))
+    }
+
+    @Test func expiredLeasesCountAsFailedAttempts() async throws {
+        try await withTestQueue { t in
+            let job = try await t.driver.enqueue(Job(type: "t", maxAttempts: 2, backoff: Backoff(base: .milliseconds(10), max: .milliseconds(10))), actor: nil).job
+            let lease = try #require(try await claim(t, lease: .seconds(5)))
+            #expect(try await t.driver.runScheduler(now: Date()).reaped == 0)
+            #expect(try await t.driver.runScheduler(now: Date().addingTimeInterval(6)).reaped == 1)
+            let stored = try #require(try await t.driver.job(job.id))
+            #expect(stored.state == .retrying && stored.lastError == "lease expired")
+            // The old holder can no longer touch the job.
+            await #expect(throws: QueueError.self) { try await t.driver.complete(lease, result: nil) }
+            await #expect(throws: QueueError.self) { _ = try await t.driver.renew(lease, for: .seconds(1)) }
+            // Second expiry exhausts maxAttempts.
+            _ = try await t.driver.runScheduler(now: Date().addingTimeInterval(10))
+            _ = try #require(try await claim(t, lease: .seconds(5)))
+            _ = try await t.driver.runScheduler(now: Date().addingTimeInterval(60))
+            #expect(try await t.driver.job(job.id)?.state == .dead)
+            try await expectEvents(t, job.id, [
+                "enqueued", "started", "lease_expired", "retry_scheduled", "promoted", "started", "lease_expired", "dead",
+            ])
+        }
+    }
+
+    @Test func releaseGivesTheJobBackWithoutAnAttempt() async throws {
+        try await withTestQueue { t in
+            let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+            let lease = try #require(try await claim(t))
+            try await t.driver.release(lease)
+            let stored = try #require(try await t.driver.job(job.id))
+            #expect(stored.state == .pending && stored.attempts == 0 && stored.worker == nil)
+            let again = try #require(try await claim(t))
+            #expect(again.attempt == 1)
+            await #expect(throws: QueueError.self) { try await t.driver.release(lease) == () }
+            try await expectEvents(t, job.id, ["enqueued", "started", "released", "started"])
+        }
+    }
+
+    @Test func cancelOnlyWaitingJobs() async throws {
+        try await withTestQueue { t in
+            let pending = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+            let scheduled = try await t.driver.enqueue(Job(type: "t", runAt: Date().addingTimeInterval(60)), actor: nil).job
+            let active = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+
+            let c1 = try await t.driver.cancel(pending.id, queue: nil, actor: "ops")
+            #expect(c1.state == .cancelled && c1.finishedAt != nil)
+            #expect(try await t.driver.cancel(scheduled.id, queue: .default, actor: nil).state == .cancelled)
+            #expect(try await t.driver.runScheduler(now: Date().addingTimeInterval(120)).promoted == 0)
+
+            let lease = try #require(try await claim(t))
+            #expect(lease.job.id == active.id)
+            do {
+                _ = try await t.driver.cancel(active.id, queue: nil, actor: nil)
+                Issue.record("an active job cannot be cancelled")
+            } catch let error as QueueError {
+                #expect(error.code == .conflict && error.state == .active)
+            }
+            try await t.driver.complete(lease, result: nil)
+            await #expect(throws: QueueError.self) { _ = try await t.driver.cancel(active.id, queue: nil, actor: nil) }
+            do {
+                _ = try await t.driver.cancel(JobID.make(), queue: nil, actor: nil)
+                Issue.record("unknown job")
+            } catch let error as QueueError {
+                #expect(error.code == .notFound)
+            }
+            // A second cancel of a cancelled job is a conflict too.
+            await #expect(throws: QueueError.self) { _ = try await t.driver.cancel(pending.id, queue: nil, actor: nil) }
+            try await expectEvents(t, pending.id, ["enqueued", "cancelled"])
+            #expect(try await events(t, pending.id).last?.actor == "ops")
+            let counts = try await t.driver.counts(.default)
+            #expect(counts.pending == 0 && counts.scheduled == 0)
+        }
+    }
+
+    @Test func requeueBringsDeadAndCancelledJobsBack() async throws {
+        try await withTestQueue { t in
+            let doomed = try await t.driver.enqueue(Job(type: "t", maxAttempts: 1), actor: nil).job
+            let lease = try #require(try await claim(t))
+            #expect(try await t.driver.fail(lease, error: "x") == .dead)
+            let requeued = try await t.driver.requeue(doomed.id, queue: nil, actor: "ops")
+            #expect(requeued.state == .pending && requeued.attempts == 0)
+            let pttl = try await t.redis.send("PTTL", RESPArgument(t.keys.queue(.default).job(doomed.id))).int
+            #expect(pttl == -1, "a requeued job no longer expires")
+            #expect(try await t.driver.counts(.default).dead == 0)
+            do {
+                _ = try await t.driver.requeue(doomed.id, queue: nil, actor: nil)
+                Issue.record("a pending job cannot be requeued")
+            } catch let error as QueueError {
+                #expect(error.code == .conflict && error.state == .pending)
+            }
+            _ = try await t.driver.cancel(doomed.id, queue: nil, actor: nil)
+            #expect(try await t.driver.requeue(doomed.id, queue: nil, actor: nil).state == .pending)
+            #expect(try await claim(t)?.attempt == 1)
+            try await expectEvents(t, doomed.id, ["enqueued", "started", "failed", "dead", "requeued", "cancelled", "requeued", "started"])
+            await #expect(throws: QueueError.self) { _ = try await t.driver.requeue(JobID.make(), queue: nil, actor: nil) }
+        }
+    }
+
+    @Test func pauseStopsClaimsNotEnqueues() async throws {
+        try await withTestQueue { t in
+            try await t.driver.pause(.default)
+            _ = try await t.driver.enqueue(Job(type: "t"), actor: nil)
+            #expect(try await t.driver.counts(.default).paused)
+            #expect(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(5), wait: .milliseconds(50)) == nil)
+            try await t.driver.resume(.default)
+            #expect(try await t.driver.counts(.default).paused == false)
+            #expect(try await claim(t) != nil)
+        }
+    }
+
+    @Test func blockedClaimWakesForANewJob() async throws {
+        try await withTestQueue { t in
+            let other = t.sibling()
+            defer { other.redis.shutdown() }
+            async let claimed = other.claim(from: ["q1", .default], worker: worker, lease: .seconds(5), wait: .seconds(60))
+            // Wait until the claimer is blocked on the wake list, then enqueue.
+            try await eventually("the claimer to block") {
+                (try await t.redis.send("CLIENT", "LIST").string ?? "").contains("cmd=blpop")
+            }
+            let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+            let lease = try await claimed
+            #expect(lease?.job.id == job.id)
+        }
+    }
+
+    @Test func claimWithAWaitReturnsNilWhenNothingArrives() async throws {
+        try await withTestQueue { t in
+            let lease = try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(5), wait: .milliseconds(100))
+            #expect(lease == nil)
+        }
+    }
+
+    @Test func jobsAreLookedUpAcrossQueues() async throws {
+        try await withTestQueue { t in
+            let a = try await t.driver.enqueue(Job(type: "t", queue: "emails"), actor: nil).job
+            let b = try await t.driver.enqueue(Job(type: "t", queue: "reports"), actor: nil).job
+            #expect(try await t.driver.job(a.id)?.queue == "emails")
+            #expect(try await t.driver.job(b.id, queue: "reports")?.id == b.id)
+            #expect(try await t.driver.job(b.id, queue: "emails") == nil)
+            #expect(try await t.driver.queues() == ["emails", "reports"])
+            #expect(try await t.driver.cancel(b.id, queue: nil, actor: nil).state == .cancelled)
+        }
+    }
+
+    @Test func scriptsRecoverFromAnEmptyScriptCache() async throws {
+        try await withTestQueue { t in
+            _ = try await t.driver.enqueue(Job(type: "t"), actor: nil)
+            _ = try await t.redis.send("SCRIPT", "FLUSH")
+            _ = try await t.driver.enqueue(Job(type: "t"), actor: nil)
+            #expect(try await t.driver.counts(.default).pending == 2)
+        }
+    }
+
+    @Test func scriptHeadersMatchTheirKeyCounts() {
+        for script in Scripts.all {
+            let header = script.body.split(separator: "\n").prefix { $0.hasPrefix("--") }.joined(separator: "\n")
+            let keys = header.matches(of: /KEYS\[(\d+)\]/).compactMap { Int($0.1) }
+            #expect(keys.max() == script.keyCount, "\(script.name).lua header")
+            #expect(script.body.hasPrefix("-- \(script.name).lua:"), "\(script.name).lua names itself")
+        }
+    }
+}
