@@ -17,7 +17,9 @@ let package = Package(
     name: "Docket",
     platforms: [.macOS(.v15)],
     products: [
+        .executable(name: "docket", targets: ["DocketCLI"]),
         .library(name: "DocketQueue", targets: ["DocketQueue"]),
+        .library(name: "DocketWorker", targets: ["DocketWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -41,9 +43,33 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "DocketWorker",
+            dependencies: [
+                "DocketQueue",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Worker",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "DocketCLI",
+            dependencies: [
+                "DocketQueue",
+                "DocketWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/docket",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "DocketTestSupport",
             dependencies: [
                 "DocketQueue",
+                "DocketWorker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -54,6 +80,18 @@ let package = Package(
             name: "DocketQueueTests",
             dependencies: ["DocketQueue", "DocketTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/QueueTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DocketWorkerTests",
+            dependencies: ["DocketQueue", "DocketWorker", "DocketTestSupport"],
+            path: "Tests/WorkerTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DocketEndToEndTests",
+            dependencies: ["DocketQueue", "DocketTestSupport"],
+            path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings
         ),
     ]

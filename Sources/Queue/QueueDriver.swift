@@ -69,3 +69,11 @@ public struct SchedulerStep: Sendable, Hashable {
     public var reaped = 0
     public init() {}
 }
+
+/// Optional capability: a registry of live workers (probed with `as? any WorkerRegistry`).
+public protocol WorkerRegistry: Sendable {
+    /// Registers or refreshes a worker; the record expires after `ttl` without a heartbeat.
+    func heartbeat(_ info: WorkerInfo, ttl: Duration) async throws
+    func unregister(_ id: WorkerID) async throws
+    func workers() async throws -> [WorkerInfo]
+}

@@ -1,0 +1,137 @@
+import DocketQueue
+import Foundation
+import Logging
+
+/// Runs one leased job to its end: the handler, the lease heartbeat and the timeout race; the first to
+/// finish decides the outcome, which is then written to the queue (complete, fail or release).
+struct JobRunner: Sendable {
+    let driver: any QueueDriver
+    let handlers: HandlerRegistry
+    let lease: Duration
+    let heartbeat: Duration
+    let logger: Logger
+
+    /// How an attempt ended.
+    enum Outcome: Sendable, Equatable {
+        case succeeded(result: String?)
+        case failed(String)
+        case timedOut(Duration)
+        case leaseLost
+        /// Shutdown outlasted the grace period: give the job back without counting the attempt.
+        case interrupted
+    }
+
+    func run(_ claimed: Lease) async {
+        var logger = self.logger
+        logger[metadataKey: "job.id"] = "\(claimed.job.id)"
+        logger[metadataKey: "job.type"] = "\(claimed.job.type)"
+        logger[metadataKey: "job.attempt"] = "\(claimed.attempt)"
+        logger[metadataKey: "queue.name"] = "\(claimed.job.queue)"
+        let box = LeaseBox(claimed)
+        let outcome: Outcome
+        if let handler = handlers.handler(for: claimed.job.type) {
+            let context = JobContext(job: claimed.job, logger: logger, driver: driver, lease: box, leaseDuration: lease)
+            logger.debug("Job started", metadata: ["job.payload.bytes": "\(claimed.job.payload.utf8.count)"])
+            outcome = await race(handler, context: context, box: box)
+        } else {
+            outcome = .failed("no handler for type \"\(claimed.job.type)\"")
+        }
+        await record(outcome, lease: box.current, logger: logger)
+    }
+
+    private func race(_ handler: @escaping JobHandler, context: JobContext, box: LeaseBox) async -> Outcome {
+        let timeout = context.job.timeout
+        let outcome = await withTaskGroup(of: Outcome?.self) { group -> Outcome in
+            group.addTask {
+                do {
+                    return .succeeded(result: try await handler(context))
+                } catch {
+                    return .failed(Self.describe(error))
+                }
+            }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: timeout)
+                    return .timedOut(timeout)
+                } catch {
+                    return nil
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    do {
+                        try await Task.sleep(for: heartbeat)
+                        try await box.renew(driver: driver, for: lease)
+                    } catch let error as QueueError where error.code == .leaseLost {
+                        return .leaseLost
+                    } catch {
+                        // Cancelled, or Redis briefly unreachable: try again next beat while the lease lasts.
+                        if Task.isCancelled { return nil }
+                    }
+                }
+                return nil
+            }
+            var first: Outcome = .interrupted
+            while let result = await group.next() {
+                if let result {
+                    first = result
+                    break
+                }
+            }
+            group.cancelAll()
+            return first
+        }
+        // Cancelled from outside (shutdown past grace): unless the handler had already finished, release.
+        if Task.isCancelled, case .succeeded = outcome { return outcome }
+        if Task.isCancelled { return .interrupted }
+        return outcome
+    }
+
+    /// Writes the outcome, retrying while Redis is unreachable (the lease keeps the job ours meanwhile).
+    private func record(_ outcome: Outcome, lease: Lease, logger: Logger) async {
+        var pause: Duration = .milliseconds(100)
+        let giveUp = ContinuousClock.now + self.lease
+        while true {
+            do {
+                switch outcome {
+                case .succeeded(let result):
+                    try await driver.complete(lease, result: result)
+                    logger.debug("Job completed")
+                case .failed(let message):
+                    let next = try await driver.fail(lease, error: message)
+                    logger.debug("Job attempt failed", metadata: ["error": "\(message)", "job.next": "\(next)"])
+                case .timedOut(let timeout):
+                    let next = try await driver.fail(lease, error: "timed out after \(DurationText.format(timeout))")
+                    logger.debug("Job attempt timed out", metadata: ["job.next": "\(next)"])
+                case .interrupted:
+                    try await driver.release(lease)
+                    logger.info("Job released at shutdown")
+                case .leaseLost:
+                    logger.warning("Job lease lost while running; its result is dropped")
+                }
+                return
+            } catch let error as QueueError where error.code == .leaseLost {
+                logger.warning("Job lease lost before its outcome was written", metadata: ["job.outcome": "\(outcome)"])
+                return
+            } catch {
+                guard ContinuousClock.now < giveUp, (error as? RedisClientError)?.isConnectionError == true else {
+                    logger.error("Could not record job outcome; the lease will expire and the job run again",
+                                 metadata: ["error": "\(error)"])
+                    return
+                }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            }
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text: String
+        switch error {
+        case let failure as JobFailure: text = failure.description
+        case is CancellationError: text = "cancelled"
+        default: text = String(describing: error)
+        }
+        return text.count > 4096 ? String(text.prefix(4096)) + "…" : text
+    }
+}

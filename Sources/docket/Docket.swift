@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct Docket: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "docket",
+        abstract: "A distributed job queue: Redis-fast, with a SQLite memory.",
+        version: "0.1.0",
+        subcommands: [Work.self, Bench.self]
+    )
+}

@@ -1,0 +1,66 @@
+import DocketQueue
+import DocketWorker
+import Foundation
+import Logging
+
+/// A `redis-server` child owned by this process: unix socket only (no TCP), files under `directory`,
+/// stopped with SIGTERM (then SIGKILL) when `stop()` is called.
+final class ManagedRedis: Sendable {
+    let directory: URL
+    let process: SpawnedProcess
+
+    var url: RedisURL { RedisURL(endpoint: .unix(path: directory.appendingPathComponent("redis.sock").path)) }
+
+    /// Starts the server and waits until its socket accepts PING.
+    static func start(directory: URL, appendOnly: Bool, logger: Logger) async throws -> ManagedRedis {
+        let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let binary else {
+            throw CLIError("redis-server not found: install it with `apt-get install redis-server`, or pass --redis URL")
+        }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let socket = directory.appendingPathComponent("redis.sock").path
+        try? FileManager.default.removeItem(atPath: socket)
+        let log = directory.appendingPathComponent("redis.log").path
+        let process = try SpawnedProcess(
+            binary,
+            [
+                "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", directory.path,
+                "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec", "--save", "",
+                "--daemonize", "no", "--logfile", log,
+            ],
+            environment: ProcessInfo.processInfo.environment, stdin: "/dev/null", stdout: "/dev/null", stderr: log + ".stderr",
+            newProcessGroup: true)
+        let redis = ManagedRedis(directory: directory, process: process)
+        let client = RedisClient(url: redis.url, logger: logger)
+        defer { client.shutdown() }
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            if let status = process.exitStatus() {
+                throw CLIError("redis-server exited with status \(status); see \(log)")
+            }
+            if FileManager.default.fileExists(atPath: socket), await client.ping() {
+                logger.info("Started managed redis-server", metadata: ["redis.url": "\(redis.url)", "process.pid": "\(process.pid)"])
+                return redis
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        redis.stop()
+        throw CLIError("redis-server did not start within 15s; see \(log)")
+    }
+
+    private init(directory: URL, process: SpawnedProcess) {
+        self.directory = directory
+        self.process = process
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 10 s) and reaps it.
+    func stop() {
+        process.signal(SIGTERM)
+        for _ in 0..<1000 {
+            if process.exitStatus() != nil { return }
+            usleep(10_000)
+        }
+        process.signal(SIGKILL)
+        for _ in 0..<100 where process.exitStatus() == nil { usleep(10_000) }
+    }
+}

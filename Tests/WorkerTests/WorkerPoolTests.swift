@@ -1,0 +1,180 @@
+import DocketQueue
+import DocketTestSupport
+import DocketWorker
+import Foundation
+import Synchronization
+import Testing
+
+/// The worker pool in process against a real Redis: handlers, retries, timeouts, limits, progress, leases.
+@Suite("Worker pool")
+struct WorkerPoolTests {
+    static let fastRetry = Backoff(base: .milliseconds(10), max: .milliseconds(20))
+
+    func pool(_ t: TestQueue, concurrency: Int = 4, lease: Duration = .seconds(30), register: (inout HandlerRegistry) -> Void = { _ in })
+        -> WorkerPool
+    {
+        var handlers = HandlerRegistry()
+        Builtins.register(into: &handlers)
+        register(&handlers)
+        var config = WorkerPool.Configuration()
+        config.concurrency = concurrency
+        config.lease = lease
+        config.claimWait = .milliseconds(500)
+        config.shutdownGrace = .seconds(5)
+        return WorkerPool(driver: t.driver, handlers: handlers, configuration: config, logger: TestQueue.logger)
+    }
+
+    func scheduler(_ t: TestQueue) -> QueueScheduler {
+        QueueScheduler(driver: t.driver, interval: .milliseconds(20), logger: TestQueue.logger)
+    }
+
+    func finished(_ t: TestQueue, _ id: JobID) async throws -> Job {
+        var last: Job?
+        try await eventually("job \(id) to finish") {
+            last = try await t.driver.job(id)
+            return last?.state.isTerminal == true
+        }
+        return last!
+    }
+
+    @Test func handlerResultCompletesTheJob() async throws {
+        try await withTestQueue { t in
+            let p = pool(t) { $0.register("greet", payload: [String: String].self) { payload, _ in ["hello": payload["name"] ?? "?"] } }
+            try await withRunningServices([p]) {
+                let echo = try await t.driver.enqueue(Job(type: "docket.echo", payload: #"{"a":[1,2,3]}"#), actor: nil).job
+                let greet = try await t.driver.enqueue(Job(type: "greet", payload: #"{"name":"ada"}"#), actor: nil).job
+                let noop = try await t.driver.enqueue(Job(type: "docket.noop"), actor: nil).job
+                let e = try await finished(t, echo.id)
+                #expect(e.state == .completed && e.result == #"{"a":[1,2,3]}"# && e.attempts == 1)
+                #expect(try await finished(t, greet.id).result == #"{"hello":"ada"}"#)
+                let n = try await finished(t, noop.id)
+                #expect(n.state == .completed && n.result == nil)
+            }
+        }
+    }
+
+    @Test func thrownErrorRetriesWithBackoffThenCompletes() async throws {
+        try await withTestQueue { t in
+            try await withRunningServices([scheduler(t), pool(t)]) {
+                let job = try await t.driver.enqueue(
+                    Job(type: "docket.fail", payload: #"{"times":2}"#, maxAttempts: 3, backoff: Self.fastRetry), actor: nil
+                ).job
+                let done = try await finished(t, job.id)
+                #expect(done.state == .completed && done.attempts == 3)
+                #expect(done.result == #"{"succeededOnAttempt":3}"#)
+                #expect(done.lastError == "docket.fail: attempt 2 failed on purpose")
+                let events = try await t.driver.events(of: .default).filter { $0.jobID == job.id }.map(\.event)
+                #expect(events.filter { $0 == "failed" }.count == 2 && events.filter { $0 == "retry_scheduled" }.count == 2)
+            }
+        }
+    }
+
+    @Test func alwaysFailingGoesDeadWithTheLastError() async throws {
+        try await withTestQueue { t in
+            try await withRunningServices([scheduler(t), pool(t)]) {
+                let job = try await t.driver.enqueue(Job(type: "docket.fail", maxAttempts: 2, backoff: Self.fastRetry), actor: nil).job
+                let dead = try await finished(t, job.id)
+                #expect(dead.state == .dead && dead.attempts == 2)
+                #expect(dead.lastError == "docket.fail: attempt 2 failed on purpose")
+                #expect(try await t.driver.counts(.default).dead == 1)
+            }
+        }
+    }
+
+    @Test func timeoutFailsTheAttempt() async throws {
+        try await withTestQueue { t in
+            try await withRunningServices([scheduler(t), pool(t)]) {
+                let job = try await t.driver.enqueue(
+                    Job(type: "docket.sleep", payload: #"{"ms":60000}"#, maxAttempts: 1, timeout: .milliseconds(150)), actor: nil
+                ).job
+                let dead = try await finished(t, job.id)
+                #expect(dead.state == .dead && dead.lastError == "timed out after 150ms")
+            }
+        }
+    }
+
+    @Test func unknownTypeFailsIntoTheDeadLetterQueue() async throws {
+        try await withTestQueue { t in
+            let job = try await t.driver.enqueue(Job(type: "nobody.home", maxAttempts: 2, backoff: Self.fastRetry), actor: nil).job
+            try await withRunningServices([scheduler(t), pool(t)]) {
+                let dead = try await finished(t, job.id)
+                #expect(dead.state == .dead && dead.attempts == 2)
+                #expect(dead.lastError == #"no handler for type "nobody.home""#)
+            }
+            // Requeued once a handler exists, it runs.
+            _ = try await t.driver.requeue(job.id, queue: nil, actor: nil)
+            let p = pool(t) { $0.register("nobody.home") { _ in #""found""# } }
+            try await withRunningServices([p]) {
+                let done = try await finished(t, job.id)
+                #expect(done.state == .completed && done.result == #""found""#)
+            }
+        }
+    }
+
+    @Test func concurrencyLimitIsRespected() async throws {
+        try await withTestQueue { t in
+            let running = Atomic<Int>(0)
+            let peak = Atomic<Int>(0)
+            let p = pool(t, concurrency: 3) {
+                $0.register("hold") { _ in
+                    let now = running.add(1, ordering: .relaxed).newValue
+                    _ = peak.max(now, ordering: .relaxed)
+                    try await Task.sleep(for: .milliseconds(40))
+                    running.subtract(1, ordering: .relaxed)
+                    return nil
+                }
+            }
+            try await withRunningServices([p]) {
+                let ids = try await t.driver.enqueue((0..<15).map { _ in Job(type: "hold") }, actor: nil).map(\.job.id)
+                for id in ids { #expect(try await finished(t, id).state == .completed) }
+            }
+            #expect(peak.load(ordering: .relaxed) <= 3)
+            #expect(p.peakRunning <= 3)
+            #expect(p.peakRunning >= 1)
+        }
+    }
+
+    @Test func progressAndHeartbeatAreVisible() async throws {
+        try await withTestQueue { t in
+            let release = Atomic<Bool>(false)
+            // A short lease renewed by heartbeat: the job outlives many leases without being reaped.
+            let p = pool(t, lease: .milliseconds(300)) {
+                $0.register("long") { context in
+                    try await context.progress(["done": 1, "total": 2])
+                    try await context.heartbeat()
+                    while !release.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(10)) }
+                    return nil
+                }
+            }
+            try await withRunningServices([scheduler(t), p]) {
+                let job = try await t.driver.enqueue(Job(type: "long"), actor: nil).job
+                var first: Job?
+                try await eventually("progress to show") {
+                    first = try await t.driver.job(job.id)
+                    return first?.progress == #"{"done":1,"total":2}"# || first?.progress == #"{"total":2,"done":1}"#
+                }
+                let firstLease = try #require(first?.leaseUntil)
+                try await eventually("the lease to be renewed twice over") {
+                    let now = try await t.driver.job(job.id)
+                    return (now?.leaseUntil ?? .distantPast) > firstLease.addingTimeInterval(0.6)
+                }
+                release.store(true, ordering: .relaxed)
+                let done = try await finished(t, job.id)
+                #expect(done.state == .completed && done.attempts == 1, "never reaped while heartbeating")
+            }
+        }
+    }
+
+    @Test func workersRegisterThemselves() async throws {
+        try await withTestQueue { t in
+            let p = pool(t, concurrency: 7)
+            try await withRunningServices([p]) {
+                try await eventually("the worker to register") { try await t.driver.workers().count == 1 }
+                let info = try #require(try await t.driver.workers().first)
+                #expect(info.id == p.configuration.workerID.rawValue && info.concurrency == 7 && info.queues == ["default"])
+                #expect(info.pid == Int(ProcessInfo.processInfo.processIdentifier))
+            }
+            #expect(try await t.driver.workers().isEmpty, "unregistered on shutdown")
+        }
+    }
+}
