@@ -90,7 +90,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DocketEndToEndTests",
-            dependencies: ["DocketQueue", "DocketTestSupport"],
+            dependencies: ["DocketQueue", "DocketTestSupport", "DocketCLI"],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings
         ),

@@ -12,6 +12,8 @@ public protocol QueueDriver: Sendable {
     /// Leases the best ready job of `queues` (first queue first); waits up to `wait` for one to arrive
     /// (woken by new work, not by polling); nil if none did.
     func claim(from queues: [QueueName], worker: WorkerID, lease: Duration, wait: Duration) async throws -> Lease?
+    /// Leases up to `max` ready jobs in one round trip (from the first queue that has any).
+    func claim(from queues: [QueueName], worker: WorkerID, lease: Duration, wait: Duration, max: Int) async throws -> [Lease]
     /// Extends a lease; throws `QueueError.leaseLost` if the worker no longer holds it.
     func renew(_ lease: Lease, for duration: Duration) async throws -> Lease
     /// Records progress (JSON) of a leased job; throws `leaseLost`.

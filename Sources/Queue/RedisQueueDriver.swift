@@ -122,14 +122,19 @@ public final class RedisQueueDriver: QueueDriver {
     // MARK: Claim and lease
 
     public func claim(from queues: [QueueName], worker: WorkerID, lease: Duration, wait: Duration) async throws -> Lease? {
-        precondition(!queues.isEmpty, "claim needs at least one queue")
+        try await claim(from: queues, worker: worker, lease: lease, wait: wait, max: 1).first
+    }
+
+    public func claim(from queues: [QueueName], worker: WorkerID, lease: Duration, wait: Duration, max: Int) async throws -> [Lease] {
+        precondition(!queues.isEmpty && max > 0, "claim needs a queue and a positive max")
         let deadline = ContinuousClock.now + wait
         while true {
             for queue in queues {
-                if let lease = try await claimOnce(queue, worker: worker, lease: lease) { return lease }
+                let leases = try await claimOnce(queue, worker: worker, lease: lease, max: max)
+                if !leases.isEmpty { return leases }
             }
             let remaining = ContinuousClock.now.duration(to: deadline)
-            if remaining <= .milliseconds(1) || Task.isCancelled { return nil }
+            if remaining <= .milliseconds(1) || Task.isCancelled { return [] }
             // Every queue was empty and cleared its wake list; a new job pushes a token there.
             let block = min(remaining, configuration.maxBlock)
             let seconds = String(format: "%.3f", Double(block.milliseconds) / 1000)
@@ -140,7 +145,7 @@ public final class RedisQueueDriver: QueueDriver {
         }
     }
 
-    private func claimOnce(_ queue: QueueName, worker: WorkerID, lease: Duration) async throws -> Lease? {
+    private func claimOnce(_ queue: QueueName, worker: WorkerID, lease: Duration, max: Int) async throws -> [Lease] {
         let q = keys.queue(queue)
         let now = Date()
         let token = "\(worker.rawValue)/\(UInt64.random(in: 0...UInt64.max))"
@@ -149,12 +154,16 @@ public final class RedisQueueDriver: QueueDriver {
             keys: [q.pending, q.active, q.events, q.paused, q.wake],
             arguments: [
                 RESPArgument(now.millis), RESPArgument(lease.milliseconds), RESPArgument(worker.rawValue), RESPArgument(q.jobKeyPrefix),
-                RESPArgument(token),
+                RESPArgument(token), RESPArgument(max),
             ]
         )
-        if reply.isNull { return nil }
-        guard let job = Job(redisHash: reply) else { throw QueueError(.unexpectedReply, message: "claim: \(reply)") }
-        return Lease(job: job, worker: worker, token: token, deadline: job.leaseUntil ?? now.addingTimeInterval(Double(lease.milliseconds) / 1000))
+        if reply.isNull { return [] }
+        guard let hashes = reply.array else { throw QueueError(.unexpectedReply, message: "claim: \(reply)") }
+        return try hashes.enumerated().map { i, hash in
+            guard let job = Job(redisHash: hash) else { throw QueueError(.unexpectedReply, message: "claim: \(hash)") }
+            let deadline = job.leaseUntil ?? now.addingTimeInterval(Double(lease.milliseconds) / 1000)
+            return Lease(job: job, worker: worker, token: "\(token):\(i + 1)", deadline: deadline)
+        }
     }
 
     public func renew(_ lease: Lease, for duration: Duration) async throws -> Lease {

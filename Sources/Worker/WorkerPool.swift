@@ -77,12 +77,13 @@ public struct WorkerPool: Service {
                     await state.waitForSlot()
                     continue
                 }
-                let lease: Lease?
+                let leases: [Lease]
                 do {
-                    lease = try await cancelWhenGracefulShutdown {
+                    let free = configuration.concurrency - state.running.load(ordering: .acquiring)
+                    leases = try await cancelWhenGracefulShutdown {
                         try await driver.claim(
                             from: configuration.queues, worker: configuration.workerID, lease: configuration.lease,
-                            wait: configuration.claimWait)
+                            wait: configuration.claimWait, max: free)
                     }
                     if failures > 0 { logger.info("Redis reachable again; claiming") }
                     failures = 0
@@ -94,11 +95,12 @@ public struct WorkerPool: Service {
                     try? await Task.sleep(for: min(.milliseconds(100) * (1 << min(failures, 5)), .seconds(3)))
                     continue
                 }
-                guard let lease else { continue }
-                state.started()
-                jobs.addTask {
-                    await runner.run(lease)
-                    state.finished()
+                for lease in leases {
+                    state.started()
+                    jobs.addTask {
+                        await runner.run(lease)
+                        state.finished()
+                    }
                 }
             }
         }  // returns once the running jobs have finished

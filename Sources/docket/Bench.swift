@@ -23,6 +23,15 @@ extension Docket {
         @Option(help: "Jobs per batch in the batch-enqueue phase.")
         var batch = 100
 
+        @Flag(help: "Only enqueue --jobs jobs of --type to --queue under --prefix and keep them (to load `docket work`).")
+        var enqueueOnly = false
+
+        @Option(help: "Job type for --enqueue-only.")
+        var type = "docket.noop"
+
+        @Option(help: "Queue for --enqueue-only.")
+        var queue = "default"
+
         func validate() throws {
             guard (1...10_000_000).contains(jobs) else { throw ValidationError("--jobs must be 1...10000000") }
             guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...10000") }
@@ -49,8 +58,20 @@ extension Docket {
             defer { redis.shutdown() }
             var config = RedisQueueDriver.Configuration()
             config.keys = RedisKeys(prefix: "bench-\(UUID().uuidString.prefix(6).lowercased())")
-            let driver = RedisQueueDriver(redis: redis, configuration: config, logger: logger)
             let payload = "\"" + String(repeating: "x", count: max(0, payloadBytes - 2)) + "\""
+            if enqueueOnly {
+                guard let jobType = JobType(rawValue: type), let queueName = QueueName(rawValue: queue) else {
+                    throw ValidationError("--type / --queue: not a valid job type or queue name")
+                }
+                config.keys = try global.keys()
+                let driver = RedisQueueDriver(redis: redis, configuration: config, logger: logger)
+                print(try await measure("enqueue \(type) → \(queue)", total: jobs) { _ in
+                    _ = try await driver.enqueue(Job(type: jobType, payload: payload, queue: queueName), actor: nil)
+                    return 1
+                })
+                return
+            }
+            let driver = RedisQueueDriver(redis: redis, configuration: config, logger: logger)
             print("docket bench: \(jobs) jobs per phase, \(concurrency) in flight, \(payloadBytes)-byte payloads, redis \(url)")
 
             // 1. Single enqueues, `concurrency` at a time.

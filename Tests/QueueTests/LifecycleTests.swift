@@ -105,6 +105,20 @@ struct LifecycleTests {
         }
     }
 
+    @Test func batchClaimLeasesSeveralJobsWithTheirOwnTokens() async throws {
+        try await withTestQueue { t in
+            let ids = try await t.driver.enqueue((0..<5).map { Job(type: "t", payload: "\($0)") }, actor: nil).map(\.job.id)
+            let leases = try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero, max: 3)
+            #expect(leases.map(\.job.id) == Array(ids.prefix(3)))
+            #expect(Set(leases.map(\.token)).count == 3)
+            for lease in leases { try await t.driver.complete(lease, result: nil) }
+            let rest = try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero, max: 10)
+            #expect(rest.map(\.job.id) == Array(ids.suffix(2)))
+            // A lease of the same worker from an earlier claim cannot complete a job it no longer holds.
+            await #expect(throws: QueueError.self) { try await t.driver.complete(leases[0], result: nil) }
+        }
+    }
+
     @Test func delayedJobsArePromotedOnlyWhenDue() async throws {
         try await withTestQueue { t in
             let runAt = Date().addingTimeInterval(3600)
