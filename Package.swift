@@ -7,6 +7,9 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The journal schema, embedded into DocketJournal (a shipped file is never edited).
+let migrations = ["0001_init"]
+
 /// Every Lua transition, embedded into the binary (one file each; `Scripts.swift` is the registry).
 let luaScripts = [
     "lib", "enqueue", "claim", "renew", "progress", "complete", "fail", "release",
@@ -20,12 +23,14 @@ let package = Package(
         .executable(name: "docket", targets: ["DocketCLI"]),
         .library(name: "DocketQueue", targets: ["DocketQueue"]),
         .library(name: "DocketWorker", targets: ["DocketWorker"]),
+        .library(name: "DocketJournal", targets: ["DocketJournal"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis"),
@@ -43,6 +48,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "DocketJournal",
+            dependencies: [
+                "DocketQueue",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Journal",
+            resources: migrations.map { .embedInCode("../../migrations/\($0).sql") },
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "DocketWorker",
             dependencies: [
                 "DocketQueue",
@@ -56,6 +73,7 @@ let package = Package(
             name: "DocketCLI",
             dependencies: [
                 "DocketQueue",
+                "DocketJournal",
                 "DocketWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -69,6 +87,7 @@ let package = Package(
             name: "DocketTestSupport",
             dependencies: [
                 "DocketQueue",
+                "DocketJournal",
                 "DocketWorker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,6 +99,12 @@ let package = Package(
             name: "DocketQueueTests",
             dependencies: ["DocketQueue", "DocketTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/QueueTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DocketJournalTests",
+            dependencies: ["DocketQueue", "DocketJournal", "DocketTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/JournalTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -15,6 +15,8 @@ public struct RedisKeys: Sendable, Hashable {
     public var queues: RedisKey { RedisKey("\(prefix):queues") }
     /// ZSET worker id → last heartbeat ms.
     public var workers: RedisKey { RedisKey("\(prefix):workers") }
+    /// ZSET journal id → last heartbeat ms (journals that hold back stream trimming).
+    public var journals: RedisKey { RedisKey("\(prefix):journals") }
     /// HASH of one worker's registration (host, pid, queues, concurrency, started, heartbeat).
     public func worker(_ id: WorkerID) -> RedisKey { RedisKey("\(prefix):worker:\(id.rawValue)") }
 
@@ -32,6 +34,8 @@ public struct RedisKeys: Sendable, Hashable {
         public var dead: RedisKey { RedisKey("\(tag):dead") }
         /// STREAM of every transition, drained into the journal.
         public var events: RedisKey { RedisKey("\(tag):events") }
+        /// HASH journal id → the last stream id that journal committed (trimming waits for the slowest).
+        public var journalCursors: RedisKey { RedisKey("\(tag):journals") }
         /// STRING, present while the queue is paused.
         public var paused: RedisKey { RedisKey("\(tag):paused") }
         /// LIST of wake tokens a blocked claimer pops (BLPOP) instead of polling.

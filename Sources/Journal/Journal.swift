@@ -1,0 +1,35 @@
+import DocketQueue
+import Foundation
+import GRDB
+import Logging
+
+/// The SQLite journal file: opened (and migrated) once, shared by the writer, the reader and the services.
+public struct Journal: Sendable {
+    public let database: DatabasePool
+    public let writer: JournalWriter
+    public let reader: JournalReader
+    /// This journal's identity, stable across restarts (several servers may share one Redis).
+    public let id: String
+    public let path: String
+
+    /// Opens or creates the journal at `path` and applies pending migrations.
+    public static func open(path: String, logger: Logger) throws -> Journal {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let database = try DatabasePool(path: path, configuration: configuration)
+        try JournalSchema.migrator.migrate(database)
+        let id = try database.write { db -> String in
+            if let id = try String.fetchOne(db, sql: "SELECT id FROM journalInfo") { return id }
+            let id = "j-\(UUID().uuidString.prefix(12).lowercased())"
+            try db.execute(sql: "INSERT INTO journalInfo (id, createdAt) VALUES (?, ?)", arguments: [id, Date().millis])
+            return id
+        }
+        return Journal(database: database, writer: JournalWriter(database: database, logger: logger), reader: JournalReader(database: database),
+                       id: id, path: path)
+    }
+}

@@ -1,0 +1,22 @@
+/// An error from the journal.
+public struct JournalError: Error, CustomStringConvertible, Sendable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Hashable, Sendable { case invalidCursor, closed, corrupt }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+        /// A pagination cursor that this journal did not issue.
+        public static var invalidCursor: Self { .init(.invalidCursor) }
+        /// The writer has shut down.
+        public static var closed: Self { .init(.closed) }
+        /// A stored row that does not decode.
+        public static var corrupt: Self { .init(.corrupt) }
+        public var description: String { base.rawValue }
+    }
+    public let code: Code
+    public let message: String
+    public init(_ code: Code, message: String = "") {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message.isEmpty ? "journal: \(code)" : "journal: \(code): \(message)" }
+}

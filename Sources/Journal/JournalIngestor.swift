@@ -1,0 +1,87 @@
+import DocketQueue
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Drains every queue's Redis event stream into the journal, in batches: inserts idempotently, advances
+/// job rows and its cursor in one transaction, then lets Redis trim what every live journal has committed.
+public final class JournalIngestor: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var batchSize = 1000
+        /// Pause between passes that found nothing new.
+        public var idleInterval: Duration = .milliseconds(50)
+        /// A journal silent this long stops holding back trimming (`DOCKET_JOURNAL_STALE`).
+        public var staleAfter: Duration = .seconds(3600)
+        public init() {}
+    }
+
+    let journal: Journal
+    let driver: RedisQueueDriver
+    let configuration: Configuration
+    let logger: Logger
+    private let lagMillis = Atomic<Int64>(0)
+    private let ingested = Atomic<Int>(0)
+
+    public init(journal: Journal, driver: RedisQueueDriver, configuration: Configuration = .init(), logger: Logger) {
+        self.journal = journal
+        self.driver = driver
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Age of the oldest event not yet journaled, as of the last pass (0 when caught up).
+    public var lag: Duration { .milliseconds(lagMillis.load(ordering: .relaxed)) }
+    /// Events ingested since start.
+    public var ingestedCount: Int { ingested.load(ordering: .relaxed) }
+
+    public func run() async throws {
+        var cursors = try await journal.reader.cursors()
+        var failing = false
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let moved = try await pass(&cursors)
+                if failing { logger.info("Journal ingestion reached Redis again") }
+                failing = false
+                if moved == 0 { try? await Task.sleep(for: configuration.idleInterval) }
+            } catch {
+                if !failing { logger.warning("Journal ingestion failed; retrying", metadata: ["error": "\(error)"]) }
+                failing = true
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        // One last pass so a clean shutdown leaves nothing behind.
+        _ = try? await pass(&cursors)
+    }
+
+    /// One pass over every queue; returns how many events it journaled.
+    @discardableResult
+    public func pass(_ cursors: inout [QueueName: String]) async throws -> Int {
+        var moved = 0
+        var oldestPending: Int64?
+        for queue in try await driver.queues() {
+            let cursor = cursors[queue] ?? "0-0"
+            let events = try await driver.events(of: queue, after: cursor, count: configuration.batchSize)
+            guard let last = events.last else {
+                // A stream that now ends before our cursor was lost (Redis restarted empty): start over;
+                // (jobId, seq) makes re-reading harmless.
+                let newest = try await driver.lastStreamID(of: queue)
+                if let n = StreamID(newest), let c = StreamID(cursor), n < c {
+                    logger.warning("Event stream went backwards; re-reading it", metadata: ["queue.name": "\(queue)", "stream.cursor": "\(cursor)"])
+                    cursors[queue] = "0-0"
+                }
+                continue
+            }
+            try await journal.writer.write([.events(events.map { JournalEvent($0, queue: queue) }), .cursor(queue, last.streamID)])
+            cursors[queue] = last.streamID
+            moved += events.count
+            if events.count == configuration.batchSize, let first = StreamID(last.streamID) {
+                oldestPending = min(oldestPending ?? Int64(first.ms), Int64(first.ms))
+            }
+            try await driver.commitJournalCursor(journalID: journal.id, queue: queue, streamID: last.streamID, staleAfter: configuration.staleAfter)
+        }
+        ingested.add(moved, ordering: .relaxed)
+        lagMillis.store(oldestPending.map { max(0, Date().millis - $0) } ?? 0, ordering: .relaxed)
+        return moved
+    }
+}

@@ -1,0 +1,192 @@
+import DocketQueue
+import Foundation
+import GRDB
+
+/// Reads the journal: jobs by id, their events, filtered listings and history stats.
+public struct JournalReader: Sendable {
+    let database: DatabasePool
+
+    /// Filters for `list`; nil fields do not filter.
+    public struct Filter: Sendable, Hashable {
+        public var state: JobState?
+        public var type: JobType?
+        public var queue: QueueName?
+        public var since: Date?
+        public var until: Date?
+        public var limit = 50
+        /// From a previous page's `nextCursor`.
+        public var cursor: String?
+        public init() {}
+    }
+
+    public struct Page: Sendable {
+        public var jobs: [Job]
+        public var nextCursor: String?
+    }
+
+    public func job(_ id: JobID) async throws -> Job? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id.rawValue]).flatMap(Self.job(from:))
+        }
+    }
+
+    /// The job's whole history, by seq.
+    public func events(_ id: JobID) async throws -> [JournalEvent] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM journalEvent WHERE jobId = ? ORDER BY seq", arguments: [id.rawValue]).map(JournalEvent.init(row:))
+        }
+    }
+
+    /// Jobs newest first (by creation time, then id), keyset-paginated: a page never repeats or skips
+    /// a job, even while new jobs are being journaled.
+    public func list(_ filter: Filter) async throws -> Page {
+        var conditions = [String]()
+        var arguments = [DatabaseValue]()
+        if let state = filter.state { conditions.append("state = ?"); arguments.append(state.rawValue.databaseValue) }
+        if let type = filter.type { conditions.append("type = ?"); arguments.append(type.rawValue.databaseValue) }
+        if let queue = filter.queue { conditions.append("queue = ?"); arguments.append(queue.rawValue.databaseValue) }
+        if let since = filter.since { conditions.append("createdAt >= ?"); arguments.append(since.millis.databaseValue) }
+        if let until = filter.until { conditions.append("createdAt < ?"); arguments.append(until.millis.databaseValue) }
+        if let cursor = filter.cursor {
+            let (at, id) = try Self.decodeCursor(cursor)
+            conditions.append("(createdAt < ? OR (createdAt = ? AND id < ?))")
+            arguments += [at.databaseValue, at.databaseValue, id.databaseValue]
+        }
+        let limit = max(1, min(filter.limit, 1000))
+        let sql = "SELECT * FROM job" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY createdAt DESC, id DESC LIMIT \(limit + 1)"
+        let rows = try await fetchJobs(sql, arguments)
+        let jobs = rows.prefix(limit)
+        let next = rows.count > limit ? jobs.last.map { Self.encodeCursor(at: $0.createdAt.millis, id: $0.id.rawValue) } : nil
+        return Page(jobs: Array(jobs), nextCursor: next)
+    }
+
+    private func fetchJobs(_ sql: String, _ arguments: [DatabaseValue]) async throws -> [Job] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).compactMap(Self.job(from:))
+        }
+    }
+
+    /// Jobs accepted while Redis was unreachable, oldest first.
+    public func spooled(limit: Int) async throws -> [Job] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job WHERE spooled = 1 ORDER BY createdAt, id LIMIT ?", arguments: [limit]).compactMap(Self.job(from:))
+        }
+    }
+
+    /// The stream id this journal has committed for each queue.
+    public func cursors() async throws -> [QueueName: String] {
+        try await database.read { db in
+            var result = [QueueName: String]()
+            for row in try Row.fetchAll(db, sql: "SELECT queue, lastId FROM streamCursor") {
+                if let q = QueueName(rawValue: row["queue"]) { result[q] = row["lastId"] }
+            }
+            return result
+        }
+    }
+
+    // MARK: Stats
+
+    public enum Bucket: String, Sendable, CaseIterable {
+        case minute = "1m", hour = "1h", day = "1d"
+        var millis: Int64 { self == .minute ? 60_000 : self == .hour ? 3_600_000 : 86_400_000 }
+    }
+
+    /// One bucket of history: counts of events and attempt run times.
+    public struct BucketStats: Sendable, Hashable, Codable {
+        public var start: Date
+        public var enqueued = 0, completed = 0, failed = 0, dead = 0
+        public var p50RunMs: Int64?
+        public var p95RunMs: Int64?
+    }
+
+    /// Per-bucket counts of enqueued, completed, failed (attempts) and dead jobs, and p50/p95 run time.
+    public func stats(since: Date, until: Date, bucket: Bucket, queue: QueueName? = nil, type: JobType? = nil) async throws -> [BucketStats] {
+        var sql = """
+            SELECT (at / \(bucket.millis)) * \(bucket.millis) AS b, event, runMs FROM journalEvent
+            WHERE at >= ? AND at < ? AND event IN ('enqueued', 'completed', 'failed', 'lease_expired', 'dead')
+            """
+        var arguments = [since.millis.databaseValue, until.millis.databaseValue]
+        if let queue { sql += " AND queue = ?"; arguments.append(queue.rawValue.databaseValue) }
+        if let type { sql += " AND type = ?"; arguments.append(type.rawValue.databaseValue) }
+        let finalSQL = sql
+        let finalArguments = arguments
+        return try await database.read { db in
+            var buckets = [Int64: (stats: BucketStats, runs: [Int64])]()
+            let cursor = try Row.fetchCursor(db, sql: finalSQL, arguments: StatementArguments(finalArguments))
+            while let row = try cursor.next() {
+                let b: Int64 = row["b"]
+                var entry = buckets[b] ?? (BucketStats(start: Date(millis: b)), [])
+                switch row["event"] as String {
+                case "enqueued": entry.stats.enqueued += 1
+                case "completed":
+                    entry.stats.completed += 1
+                    if let ms: Int64 = row["runMs"] { entry.runs.append(ms) }
+                case "failed", "lease_expired":
+                    entry.stats.failed += 1
+                    if let ms: Int64 = row["runMs"] { entry.runs.append(ms) }
+                default: entry.stats.dead += 1
+                }
+                buckets[b] = entry
+            }
+            return buckets.keys.sorted().map { key in
+                var (stats, runs) = buckets[key]!
+                runs.sort()
+                if !runs.isEmpty {
+                    stats.p50RunMs = runs[min(runs.count - 1, runs.count / 2)]
+                    stats.p95RunMs = runs[min(runs.count - 1, Int(Double(runs.count) * 0.95))]
+                }
+                return stats
+            }
+        }
+    }
+
+    /// The journal's size on disk and its row counts.
+    public func size() async throws -> (bytes: Int64, jobs: Int, events: Int) {
+        try await database.read { db in
+            let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            let pageSize = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 0
+            let jobs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job") ?? 0
+            let events = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journalEvent") ?? 0
+            return (pages * pageSize, jobs, events)
+        }
+    }
+
+    // MARK: Codecs
+
+    static func job(from row: Row) -> Job? {
+        guard let id = JobID(rawValue: row["id"]), let type = JobType(rawValue: row["type"]), let queue = QueueName(rawValue: row["queue"]),
+            let state = JobState(rawValue: row["state"])
+        else { return nil }
+        func date(_ column: String) -> Date? { (row[column] as Int64?).map(Date.init(millis:)) }
+        var job = Job(
+            id: id, type: type, payload: row["payload"], queue: queue, priority: Priority(rawValue: row["priority"]) ?? .normal,
+            maxAttempts: row["maxAttempts"], timeout: .milliseconds(row["timeoutMs"] as Int64),
+            backoff: Backoff(base: .milliseconds(row["backoffBaseMs"] as Int64), max: .milliseconds(row["backoffMaxMs"] as Int64)),
+            runAt: date("runAt"), idempotencyKey: row["idempotencyKey"], createdAt: Date(millis: row["createdAt"]))
+        job.state = state
+        job.attempts = row["attempts"]
+        job.updatedAt = Date(millis: row["updatedAt"])
+        job.startedAt = date("startedAt")
+        job.finishedAt = date("finishedAt")
+        job.lastError = row["lastError"]
+        job.result = row["result"]
+        job.progress = row["progress"]
+        job.seq = row["lastSeq"]
+        return job
+    }
+
+    static func encodeCursor(at: Int64, id: String) -> String {
+        Data("\(at):\(id)".utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeCursor(_ cursor: String) throws -> (Int64, String) {
+        var text = cursor
+        while text.count % 4 != 0 { text += "=" }
+        guard let data = Data(base64Encoded: text), let decoded = String(data: data, encoding: .utf8),
+            let colon = decoded.firstIndex(of: ":"), let at = Int64(decoded[..<colon]),
+            JobID(rawValue: String(decoded[decoded.index(after: colon)...])) != nil
+        else { throw JournalError(.invalidCursor, message: "cursor \"\(cursor)\" was not issued by this server") }
+        return (at, String(decoded[decoded.index(after: colon)...]))
+    }
+}

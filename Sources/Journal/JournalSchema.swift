@@ -1,0 +1,18 @@
+import GRDB
+
+/// The migrations of `migrations/`, embedded at build time. A shipped file is never edited.
+enum JournalSchema {
+    static let migrations: [(id: String, sql: [UInt8])] = [
+        ("0001_init", PackageResources._001_init_sql)
+    ]
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for migration in migrations {
+            migrator.registerMigration(migration.id) { db in
+                try db.execute(sql: String(decoding: migration.sql, as: UTF8.self))
+            }
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,219 @@
+import DocketJournal
+import DocketQueue
+import DocketTestSupport
+import Foundation
+import GRDB
+import Testing
+
+@Suite("Journal")
+struct JournalTests {
+    let worker = WorkerID(rawValue: "w-journal")
+
+    func ingestor(_ j: Journal, _ t: TestQueue) -> JournalIngestor {
+        JournalIngestor(journal: j, driver: t.driver, logger: TestQueue.logger)
+    }
+
+    @Test func migrationsApplyFromEmptyAndAreIdempotent() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-mig-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("j.sqlite").path
+        let first = try Journal.open(path: path, logger: TestQueue.logger)
+        let second = try Journal.open(path: path, logger: TestQueue.logger)
+        #expect(first.id == second.id, "the journal keeps its identity")
+        let tables = try await second.database.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'grdb%' AND name NOT LIKE 'sqlite%' ORDER BY name")
+        }
+        #expect(tables == ["job", "journalEvent", "journalInfo", "streamCursor"])
+        let mode = try await second.database.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+        // The embedded list is exactly the files of migrations/.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let files = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("migrations").path)
+            .filter { $0.hasSuffix(".sql") }.map { String($0.dropLast(4)) }.sorted()
+        let applied = try await second.database.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier") }
+        #expect(applied == files)
+    }
+
+    @Test func everyTransitionIsJournaledOnceWithAGapFreeSeq() async throws {
+        try await withTestQueue { t in
+            try await withTemporaryJournal { j in
+                let ing = ingestor(j, t)
+                // A full life: enqueue, fail, retry, progress, complete; a second job cancelled then requeued.
+                let a = try await t.driver.enqueue(Job(type: "t", payload: #"{"x":1}"#, backoff: Backoff(base: .milliseconds(1), max: .milliseconds(1))), actor: "req-9").job
+                let b = try await t.driver.enqueue(Job(type: "u", runAt: Date().addingTimeInterval(60)), actor: nil).job
+                var lease = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
+                _ = try await t.driver.fail(lease, error: "boom")
+                _ = try await t.driver.runScheduler(now: Date().addingTimeInterval(1))
+                lease = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
+                try await t.driver.progress(lease, "50")
+                try await t.driver.complete(lease, result: #"{"ok":1}"#)
+                _ = try await t.driver.cancel(b.id, queue: nil, actor: "ops")
+                _ = try await t.driver.requeue(b.id, queue: nil, actor: "ops")
+
+                var cursors = [QueueName: String]()
+                try await ing.pass(&cursors)
+                let events = try await j.reader.events(a.id)
+                #expect(events.map(\.event) == ["enqueued", "started", "failed", "retry_scheduled", "promoted", "started", "progress", "completed"])
+                #expect(events.map(\.seq) == Array(1...8))
+                #expect(events[0].actor == "req-9" && events[2].error == "boom" && events[7].detail == #"{"ok":1}"#)
+                let row = try #require(try await j.reader.job(a.id))
+                #expect(row.state == .completed && row.attempts == 2 && row.result == #"{"ok":1}"# && row.lastError == "boom")
+                #expect(row.payload == #"{"x":1}"# && row.type == "t" && row.startedAt != nil && row.finishedAt != nil && row.progress == "50")
+                #expect(try await j.reader.events(b.id).map(\.event) == ["enqueued", "cancelled", "requeued"])
+                #expect(try await j.reader.job(b.id)?.state == .pending)
+
+                // Replaying the whole stream from the start changes nothing.
+                let before = try await j.reader.size()
+                var fromZero = [QueueName: String]()
+                try await ing.pass(&fromZero)
+                let after = try await j.reader.size()
+                #expect(before.jobs == after.jobs && before.events == after.events && after.events == 11)
+                #expect(try await j.reader.job(a.id) == row)
+            }
+        }
+    }
+
+    @Test func committedEventsAreTrimmedFromTheStream() async throws {
+        try await withTestQueue { t in
+            try await withTemporaryJournal { j in
+                _ = try await t.driver.enqueue((0..<50).map { _ in Job(type: "t") }, actor: nil)
+                var cursors = [QueueName: String]()
+                try await ingestor(j, t).pass(&cursors)
+                // XTRIM MINID keeps the last committed entry itself.
+                #expect(try await t.driver.events(of: .default).count <= 1)
+                #expect(try await j.reader.size().jobs == 50)
+            }
+        }
+    }
+
+    @Test func lookupFallsBackToTheJournalAfterRedisExpiry() async throws {
+        try await withTestQueue(configure: { $0.completedTTL = .milliseconds(200) }) { t in
+            try await withTemporaryJournal { j in
+                let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                let lookup = JobLookup(journal: j, driver: t.driver)
+                let job = try await queue.enqueue([Job(type: "t", payload: "[1,2]")], actor: "req-1")[0].job
+                #expect(try await lookup.job(job.id)?.source == .redis)
+                let lease = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
+                try await t.driver.complete(lease, result: "42")
+                var cursors = [QueueName: String]()
+                try await ingestor(j, t).pass(&cursors)
+                try await eventually("the Redis hash to expire") { try await t.driver.job(job.id) == nil }
+                let found = try #require(try await lookup.job(job.id))
+                #expect(found.source == .journal)
+                #expect(found.job.state == .completed && found.job.result == "42" && found.job.payload == "[1,2]" && found.job.attempts == 1)
+                #expect(try await j.reader.events(job.id).map(\.event) == ["enqueued", "started", "completed"])
+                #expect(try await lookup.job(JobID.make()) == nil)
+            }
+        }
+    }
+
+    @Test func paginationVisitsEveryJobOnceWhileInserting() async throws {
+        try await withTemporaryJournal { j in
+            let base = Date(timeIntervalSince1970: 1_800_000_000)
+            var ids = Set<JobID>()
+            for chunk in 0..<10 {
+                var jobs = [Job]()
+                for i in 0..<1000 {
+                    // Many jobs share a millisecond, so the id breaks ties.
+                    let type: JobType = i % 2 == 0 ? "even" : "odd"
+                    let at = base.addingTimeInterval(Double(chunk * 1000 + i / 7) / 1000)
+                    jobs.append(Job(type: type, createdAt: at))
+                }
+                ids.formUnion(jobs.map(\.id))
+                try await j.writer.write([.events(jobs.map { JournalEvent.enqueued($0, actor: nil) })])
+            }
+            var seen = [JobID]()
+            var filter = JournalReader.Filter()
+            filter.limit = 333
+            var page = 0
+            repeat {
+                let result = try await j.reader.list(filter)
+                seen += result.jobs.map(\.id)
+                // New (newer) jobs land meanwhile; they sort before the cursor and never enter later pages.
+                let newer = (0..<50).map { _ in Job(type: "even", createdAt: Date()) }
+                try await j.writer.write([.events(newer.map { JournalEvent.enqueued($0, actor: nil) })])
+                filter.cursor = result.nextCursor
+                page += 1
+            } while filter.cursor != nil && page < 100
+            let original = seen.filter { ids.contains($0) }
+            #expect(original.count == 10_000 && Set(original) == ids, "each of the 10,000 exactly once")
+            var byType = JournalReader.Filter()
+            byType.type = "odd"
+            byType.limit = 1000
+            byType.until = base.addingTimeInterval(3600)
+            let odd = try await j.reader.list(byType)
+            #expect(odd.jobs.count == 1000 && odd.jobs.allSatisfy { $0.type == "odd" })
+            #expect(zip(odd.jobs, odd.jobs.dropFirst()).allSatisfy { ($0.createdAt, $0.id) >= ($1.createdAt, $1.id) }, "newest first")
+            var bad = JournalReader.Filter()
+            bad.cursor = "not-a-cursor"
+            await #expect(throws: JournalError.self) { _ = try await j.reader.list(bad) }
+        }
+    }
+
+    @Test func spooledJobsArriveOnceInOrderWhenRedisReturns() async throws {
+        let server = try RedisServer.start()
+        defer { server.remove() }
+        try await withTestQueue(server: server) { t in
+            try await withTemporaryJournal { j in
+                let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                let pusher = SpoolPusher(queue: queue, logger: TestQueue.logger)
+                _ = try await queue.enqueue([Job(type: "t")], actor: nil)  // registers the queue
+                server.kill()
+                var spooled = [JobID]()
+                for i in 0..<20 {
+                    let outcome = try await queue.enqueue([Job(type: "t", payload: "\(i)")], actor: "req-\(i)")[0]
+                    guard case .spooled(let job) = outcome else { Issue.record("expected spooled, got \(outcome)"); return }
+                    spooled.append(job.id)
+                }
+                #expect(try await j.reader.spooled(limit: 100).map(\.id) == spooled)
+                try server.restart()
+                try await eventually("Redis to be back") { await t.redis.ping() }
+                try await eventually("the spool to drain") { _ = try? await pusher.pushOnce(); return try await j.reader.spooled(limit: 1).isEmpty }
+                // Every spooled job arrived once, in order (a restarted empty Redis holds only them).
+                var claimed = [JobID]()
+                while let lease = try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero) {
+                    claimed.append(lease.job.id)
+                }
+                #expect(claimed == spooled)
+                #expect(try await pusher.pushOnce() == 0)
+            }
+        }
+    }
+
+    @Test func idempotentReplaysAreNotJournaledAsNewJobs() async throws {
+        try await withTestQueue { t in
+            try await withTemporaryJournal { j in
+                let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                let first = try await queue.enqueue([Job(type: "t", idempotencyKey: "pay-1")], actor: nil)[0]
+                let second = try await queue.enqueue([Job(type: "t", idempotencyKey: "pay-1")], actor: nil)[0]
+                guard case .existing(let job) = second else { Issue.record("expected existing"); return }
+                #expect(job.id == first.job.id)
+                #expect(try await j.reader.size().jobs == 1)
+            }
+        }
+    }
+
+    @Test func historyStatsBucketCountsAndRunTimes() async throws {
+        try await withTemporaryJournal { j in
+            let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+            var events = [JournalEvent]()
+            for i in 0..<10 {
+                let job = Job(type: "s", createdAt: t0.addingTimeInterval(Double(i)))
+                events.append(JournalEvent.enqueued(job, actor: nil))
+                var done = JournalEvent(jobID: job.id, seq: 2, at: t0.addingTimeInterval(Double(i) + (i < 5 ? 1 : 70)), event: i == 9 ? "dead" : "completed",
+                                        state: i == 9 ? .dead : .completed, attempt: 1, queue: .default)
+                done.runMs = Int64((i + 1) * 100)
+                events.append(done)
+            }
+            try await j.writer.write([.events(events)])
+            let stats = try await j.reader.stats(since: t0, until: t0.addingTimeInterval(600), bucket: .minute)
+            #expect(stats.count == 2)
+            #expect(stats[0].enqueued == 10 && stats[0].completed == 5 && stats[0].p50RunMs == 300)
+            #expect(stats[1].completed == 4 && stats[1].dead == 1)
+            let retention = JournalRetention(journal: j, retention: .seconds(1), logger: TestQueue.logger)
+            #expect(try await retention.prune(before: t0.addingTimeInterval(30)) == 5)
+            let size = try await j.reader.size()
+            #expect(size.jobs == 5 && size.events == 10)
+        }
+    }
+}
