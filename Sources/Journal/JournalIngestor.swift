@@ -59,7 +59,9 @@ public final class JournalIngestor: Service, Sendable {
     public func pass(_ cursors: inout [QueueName: String]) async throws -> Int {
         var moved = 0
         var oldestPending: Int64?
-        for queue in try await driver.queues() {
+        // Queues Redis lists, plus any this journal has drained before (Redis may have lost its list).
+        let queues = Set(try await driver.queues()).union(cursors.keys).sorted { $0.rawValue < $1.rawValue }
+        for queue in queues {
             let cursor = cursors[queue] ?? "0-0"
             let events = try await driver.events(of: queue, after: cursor, count: configuration.batchSize)
             guard let last = events.last else {

@@ -102,42 +102,43 @@ public struct JournalReader: Sendable {
 
     /// Per-bucket counts of enqueued, completed, failed (attempts) and dead jobs, and p50/p95 run time.
     public func stats(since: Date, until: Date, bucket: Bucket, queue: QueueName? = nil, type: JobType? = nil) async throws -> [BucketStats] {
-        var sql = """
-            SELECT (at / \(bucket.millis)) * \(bucket.millis) AS b, event, runMs FROM journalEvent
-            WHERE at >= ? AND at < ? AND event IN ('enqueued', 'completed', 'failed', 'lease_expired', 'dead')
-            """
+        var filter = "at >= ? AND at < ?"
         var arguments = [since.millis.databaseValue, until.millis.databaseValue]
-        if let queue { sql += " AND queue = ?"; arguments.append(queue.rawValue.databaseValue) }
-        if let type { sql += " AND type = ?"; arguments.append(type.rawValue.databaseValue) }
-        let finalSQL = sql
+        if let queue { filter += " AND queue = ?"; arguments.append(queue.rawValue.databaseValue) }
+        if let type { filter += " AND type = ?"; arguments.append(type.rawValue.databaseValue) }
+        let b = "(at / \(bucket.millis)) * \(bucket.millis)"
+        // Counts are aggregated by SQLite; run times come back as bare integers for the percentiles.
+        let countsSQL = """
+            SELECT \(b), event, COUNT(*) FROM journalEvent
+            WHERE \(filter) AND event IN ('enqueued', 'completed', 'failed', 'lease_expired', 'dead') GROUP BY 1, 2
+            """
+        let runsSQL = "SELECT \(b), runMs FROM journalEvent WHERE \(filter) AND runMs IS NOT NULL ORDER BY 1, 2"
         let finalArguments = arguments
         return try await database.read { db in
-            var buckets = [Int64: (stats: BucketStats, runs: [Int64])]()
-            let cursor = try Row.fetchCursor(db, sql: finalSQL, arguments: StatementArguments(finalArguments))
-            while let row = try cursor.next() {
-                let b: Int64 = row["b"]
-                var entry = buckets[b] ?? (BucketStats(start: Date(millis: b)), [])
-                switch row["event"] as String {
-                case "enqueued": entry.stats.enqueued += 1
-                case "completed":
-                    entry.stats.completed += 1
-                    if let ms: Int64 = row["runMs"] { entry.runs.append(ms) }
-                case "failed", "lease_expired":
-                    entry.stats.failed += 1
-                    if let ms: Int64 = row["runMs"] { entry.runs.append(ms) }
-                default: entry.stats.dead += 1
+            var buckets = [Int64: BucketStats]()
+            let args = StatementArguments(finalArguments)
+            for row in try Row.fetchAll(db, sql: countsSQL, arguments: args) {
+                let start: Int64 = row[0]
+                let n: Int = row[2]
+                var stats = buckets[start] ?? BucketStats(start: Date(millis: start))
+                switch row[1] as String {
+                case "enqueued": stats.enqueued += n
+                case "completed": stats.completed += n
+                case "dead": stats.dead += n
+                default: stats.failed += n
                 }
-                buckets[b] = entry
+                buckets[start] = stats
             }
-            return buckets.keys.sorted().map { key in
-                var (stats, runs) = buckets[key]!
-                runs.sort()
-                if !runs.isEmpty {
-                    stats.p50RunMs = runs[min(runs.count - 1, runs.count / 2)]
-                    stats.p95RunMs = runs[min(runs.count - 1, Int(Double(runs.count) * 0.95))]
-                }
-                return stats
+            var runs = [Int64: [Int64]]()
+            let cursor = try Row.fetchCursor(db, sql: runsSQL, arguments: args)
+            while let row = try cursor.next() { runs[row[0], default: []].append(row[1]) }
+            for (start, list) in runs {  // already sorted by SQL
+                var stats = buckets[start] ?? BucketStats(start: Date(millis: start))
+                stats.p50RunMs = list[min(list.count - 1, list.count / 2)]
+                stats.p95RunMs = list[min(list.count - 1, Int(Double(list.count) * 0.95))]
+                buckets[start] = stats
             }
+            return buckets.keys.sorted().map { buckets[$0]! }
         }
     }
 

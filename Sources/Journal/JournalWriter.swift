@@ -118,9 +118,9 @@ public actor JournalWriter: Service {
     static func apply(_ e: JournalEvent, spooled: Bool, _ db: Database) throws {
         try db.cachedStatement(sql: """
             INSERT INTO journalEvent (jobId, seq, at, event, state, attempt, queue, type, worker, error, actor, detail, runMs)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+            VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT type FROM job WHERE id = ?)), ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
             """).execute(arguments: [
-                e.jobID.rawValue, e.seq, e.at.millis, e.event, e.state.rawValue, e.attempt, e.queue.rawValue, e.type?.rawValue,
+                e.jobID.rawValue, e.seq, e.at.millis, e.event, e.state.rawValue, e.attempt, e.queue.rawValue, e.type?.rawValue, e.jobID.rawValue,
                 e.worker, e.error, e.actor, e.detail, e.runMs,
             ])
         guard db.changesCount > 0 else { return }  // a replayed event: already applied

@@ -23,8 +23,9 @@ public final class RedisQueueDriver: QueueDriver {
     public let configuration: Configuration
     let logger: Logger
     public var keys: RedisKeys { configuration.keys }
-    /// Queues this process has already registered in the `queues` set.
-    private let knownQueues = Mutex<Set<QueueName>>([])
+    /// Queues this process registered in the `queues` set, and when (re-registered every second, so a
+    /// Redis that lost its data learns its queues again from the next enqueue).
+    private let knownQueues = Mutex<[QueueName: ContinuousClock.Instant]>([:])
 
     public init(redis: RedisClient, configuration: Configuration = .init(), logger: Logger) {
         self.redis = redis
@@ -85,10 +86,11 @@ public final class RedisQueueDriver: QueueDriver {
 
     /// Adds queue names to the `queues` set once per process (outside the scripts: it is another slot).
     private func register(_ queues: Set<QueueName>) async throws {
-        let new = knownQueues.withLock { $0.isSuperset(of: queues) ? [] : queues.subtracting($0) }
-        guard !new.isEmpty else { return }
-        _ = try await redis.send(RedisCommand("SADD", [RESPArgument(keys.queues)] + new.map { RESPArgument($0.rawValue) }))
-        knownQueues.withLock { $0.formUnion(new) }
+        let now = ContinuousClock.now
+        let due = knownQueues.withLock { known in queues.filter { known[$0].map { $0.duration(to: now) > .seconds(1) } ?? true } }
+        guard !due.isEmpty else { return }
+        _ = try await redis.send(RedisCommand("SADD", [RESPArgument(keys.queues)] + due.map { RESPArgument($0.rawValue) }))
+        knownQueues.withLock { known in for q in due { known[q] = now } }
     }
 
     // MARK: Lookup

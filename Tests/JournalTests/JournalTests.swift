@@ -73,6 +73,42 @@ struct JournalTests {
         }
     }
 
+    @Test func ingestionServiceSurvivesRestartsAndFlushes() async throws {
+        let server = try RedisServer.start()
+        defer { server.remove() }
+        try await withTestQueue(server: server) { t in
+            try await withTemporaryJournal { j in
+                func journaled() async throws -> (jobs: Int, events: Int) {
+                    let size = try await j.reader.size()
+                    return (size.jobs, size.events)
+                }
+                let first = try await t.driver.enqueue((0..<100).map { _ in Job(type: "t") }, actor: nil)
+                try await withRunningServices([ingestor(j, t)]) {
+                    try await eventually("the first batch") { try await journaled().jobs == 100 }
+                }
+                // The server is down while more work happens; a new ingestor resumes from the saved cursor.
+                _ = try await t.driver.enqueue((0..<100).map { _ in Job(type: "t") }, actor: nil)
+                let lease = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
+                #expect(lease.job.id == first[0].job.id)
+                try await withRunningServices([ingestor(j, t)]) {
+                    try await eventually("the second batch") { try await journaled().events == 201 }
+                    #expect(try await journaled().jobs == 200)
+                    // Redis loses everything; events written after it still arrive, and a cursor ahead of the
+                    // stream is detected and reset.
+                    _ = try await t.redis.send("FLUSHALL")
+                    let late = try await t.sibling().enqueue(Job(type: "t", queue: "other"), actor: nil).job
+                    try await eventually("the job enqueued after FLUSHALL") { try await j.reader.job(late.id) != nil }
+                }
+                try await j.writer.write([.cursor(.default, "99999999999999-0")])
+                let after = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+                try await withRunningServices([ingestor(j, t)]) {
+                    try await eventually("the stream to be re-read") { try await j.reader.job(after.id) != nil }
+                }
+                #expect(try await journaled().events == 203)
+            }
+        }
+    }
+
     @Test func committedEventsAreTrimmedFromTheStream() async throws {
         try await withTestQueue { t in
             try await withTemporaryJournal { j in
@@ -210,6 +246,10 @@ struct JournalTests {
             #expect(stats.count == 2)
             #expect(stats[0].enqueued == 10 && stats[0].completed == 5 && stats[0].p50RunMs == 300)
             #expect(stats[1].completed == 4 && stats[1].dead == 1)
+            // Events after `enqueued` carry their job's type, so filtering by type sees them.
+            let typed = try await j.reader.stats(since: t0, until: t0.addingTimeInterval(600), bucket: .hour, type: "s")
+            #expect(typed.count == 1 && typed[0].completed == 9 && typed[0].enqueued == 10)
+            #expect(try await j.reader.stats(since: t0, until: t0.addingTimeInterval(600), bucket: .hour, type: "other").isEmpty)
             let retention = JournalRetention(journal: j, retention: .seconds(1), logger: TestQueue.logger)
             #expect(try await retention.prune(before: t0.addingTimeInterval(30)) == 5)
             let size = try await j.reader.size()
