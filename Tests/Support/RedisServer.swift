@@ -28,9 +28,18 @@ public final class RedisServer: @unchecked Sendable {  // mutable pid guarded by
     public static func start(tcp: Bool = false, appendOnly: Bool = false) throws -> RedisServer {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let server = RedisServer(directory: dir, port: tcp ? try freePort() : nil, appendOnly: appendOnly)
-        try server.launch()
-        return server
+        // A free port can be taken by someone else before Redis binds it: try a few.
+        var attempt = 0
+        while true {
+            let server = RedisServer(directory: dir, port: tcp ? try freePort() : nil, appendOnly: appendOnly)
+            do {
+                try server.launch()
+                return server
+            } catch {
+                attempt += 1
+                if attempt >= 3 { throw error }
+            }
+        }
     }
 
     public var url: RedisURL { RedisURL(endpoint: .unix(path: socketPath)) }
@@ -52,8 +61,12 @@ public final class RedisServer: @unchecked Sendable {  // mutable pid guarded by
     }
 
     private func waitUntilReady() throws {
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
+            if let status = lock.withLock({ process })?.exitStatus() {
+                let log = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8)) ?? ""
+                throw TestSupportError("redis-server exited with \(status): \(log.suffix(500))")
+            }
             if FileManager.default.fileExists(atPath: socketPath), (try? cli("PING"))?.contains("PONG") == true { return }
             usleep(10_000)
         }
@@ -98,7 +111,7 @@ public final class RedisServer: @unchecked Sendable {  // mutable pid guarded by
         try? FileManager.default.removeItem(at: directory)
     }
 
-    deinit { remove() }
+    deinit { stop() }
 
     static let redisServerPath: String = {
         for path in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"] where FileManager.default.isExecutableFile(atPath: path) {
