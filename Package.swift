@@ -13,7 +13,7 @@ let migrations = ["0001_init"]
 /// Every Lua transition, embedded into the binary (one file each; `Scripts.swift` is the registry).
 let luaScripts = [
     "lib", "enqueue", "claim", "renew", "progress", "complete", "fail", "release",
-    "promote", "reap", "cancel", "requeue", "pause", "resume",
+    "promote", "reap", "cancel", "requeue", "pause", "resume", "purge",
 ]
 
 let package = Package(
@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis"),
@@ -60,6 +61,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "DocketServer",
+            dependencies: [
+                "DocketQueue",
+                "DocketJournal",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Server",
+            // Hummingbird's API spans HTTPTypes and NIOCore through re-exports; MemberImportVisibility would
+            // have every file import them by hand.
+            swiftSettings: [.swiftLanguageMode(.v6), .enableUpcomingFeature("ExistentialAny")]
+        ),
+        .target(
             name: "DocketWorker",
             dependencies: [
                 "DocketQueue",
@@ -74,8 +90,10 @@ let package = Package(
             dependencies: [
                 "DocketQueue",
                 "DocketJournal",
+                "DocketServer",
                 "DocketWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -106,6 +124,15 @@ let package = Package(
             dependencies: ["DocketQueue", "DocketJournal", "DocketTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/JournalTests",
             swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DocketServerTests",
+            dependencies: [
+                "DocketQueue", "DocketJournal", "DocketServer", "DocketTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/ServerTests",
+            swiftSettings: [.swiftLanguageMode(.v6), .enableUpcomingFeature("ExistentialAny")]
         ),
         .testTarget(
             name: "DocketWorkerTests",

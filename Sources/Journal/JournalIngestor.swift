@@ -43,7 +43,7 @@ public final class JournalIngestor: Service, Sendable {
                 let moved = try await pass(&cursors)
                 if failing { logger.info("Journal ingestion reached Redis again") }
                 failing = false
-                if moved == 0 { try? await Task.sleep(for: configuration.idleInterval) }
+                if moved == 0 { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.configuration.idleInterval) } }
             } catch {
                 if !failing { logger.warning("Journal ingestion failed; retrying", metadata: ["error": "\(error)"]) }
                 failing = true

@@ -26,7 +26,7 @@ public struct JournalRetention: Service {
             } catch {
                 logger.warning("Journal pruning failed", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: interval)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 

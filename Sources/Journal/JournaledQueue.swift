@@ -81,7 +81,7 @@ public struct SpoolPusher: Service {
     public func run() async {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let pushed = (try? await pushOnce()) ?? 0
-            if pushed == 0 { try? await Task.sleep(for: interval) }
+            if pushed == 0 { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } }
         }
     }
 

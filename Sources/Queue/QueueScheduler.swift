@@ -26,7 +26,7 @@ public struct QueueScheduler: Service {
                 if !failing { logger.warning("Scheduler step failed; retrying", metadata: ["error": "\(error)"]) }
                 failing = true
             }
-            try? await Task.sleep(for: interval)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

@@ -6,6 +6,6 @@ struct Docket: AsyncParsableCommand {
         commandName: "docket",
         abstract: "A distributed job queue: Redis-fast, with a SQLite memory.",
         version: "0.1.0",
-        subcommands: [Work.self, Bench.self, BenchJournal.self]
+        subcommands: [Serve.self, Work.self, Bench.self, BenchJournal.self]
     )
 }

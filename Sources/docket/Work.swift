@@ -55,16 +55,7 @@ extension Docket {
             driverConfig.completedTTL = try duration(completedTTL, "DOCKET_COMPLETED_TTL", default: .seconds(3600), name: "completed-ttl")
             driverConfig.deadTTL = try duration(deadTTL, "DOCKET_DEAD_TTL", default: .seconds(7 * 86400), name: "dead-ttl")
 
-            var registry = HandlerRegistry()
-            Builtins.register(into: &registry)
-            let specs = handlers.isEmpty ? (env("DOCKET_HANDLERS")?.split(separator: "\n").map(String.init) ?? []) : handlers
-            for spec in specs {
-                guard let (type, command) = ExecHandler.parse(spec) else {
-                    throw ValidationError("--handler: \"\(spec)\" is not TYPE=COMMAND (TYPE: 1-128 chars of A-Z a-z 0-9 . _ : -)")
-                }
-                let exec = ExecHandler(command: command)
-                registry.register(type) { context in try await exec.run(context) }
-            }
+            let registry = try handlerRegistry(handlers)
 
             let redis = try await connect(url, logger: logger)
             let driver = RedisQueueDriver(redis: redis, configuration: driverConfig, logger: logger)

@@ -35,9 +35,10 @@ public enum Scripts {
     static let requeue = RedisScript("requeue", PackageResources.requeue_lua, keys: 6)
     static let pause = RedisScript("pause", PackageResources.pause_lua, keys: 2)
     static let resume = RedisScript("resume", PackageResources.resume_lua, keys: 3)
+    static let purge = RedisScript("purge", PackageResources.purge_lua, keys: 2)
 
     public static let all: [RedisScript] = [
-        enqueue, claim, renew, progress, complete, fail, release, promote, reap, cancel, requeue, pause, resume,
+        enqueue, claim, renew, progress, complete, fail, release, promote, reap, cancel, requeue, pause, resume, purge,
     ]
 }
 

@@ -1,0 +1,80 @@
+import Foundation
+
+extension RedisQueueDriver {
+    /// A page of the dead-letter queue, newest death first.
+    public struct DeadPage: Sendable {
+        public var jobs: [Job]
+        /// Pass back as `after` for the next page; nil on the last page.
+        public var next: String?
+    }
+
+    /// Dead jobs of `queues` (every queue when nil), newest first; `after` is a previous page's `next`.
+    public func deadJobs(queue: QueueName?, limit: Int, after: String?) async throws -> DeadPage {
+        let queues: [QueueName]
+        if let queue { queues = [queue] } else { queues = try await self.queues() }
+        // Cursor: "<died at ms>:<id>" of the last job returned.
+        var bound: (Int64, String)?
+        if let after {
+            let parts = after.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let ms = Int64(parts[0]), JobID(rawValue: parts[1]) != nil else {
+                throw QueueError(.unexpectedReply, message: "invalid cursor")
+            }
+            bound = (ms, parts[1])
+        }
+        var entries = [(ms: Int64, id: JobID, queue: QueueName)]()
+        for queue in queues {
+            let max = bound.map { "\($0.0)" } ?? "+inf"
+            let reply = try await redis.send(RedisCommand("ZRANGE", [
+                RESPArgument(keys.queue(queue).dead), RESPArgument(max), "-inf", "BYSCORE", "REV", "WITHSCORES", "LIMIT", "0",
+                RESPArgument(limit + 100),
+            ]))
+            let items = reply.array ?? []
+            for i in stride(from: 0, to: items.count - 1, by: 2) {
+                guard let id = items[i].string.flatMap(JobID.init(rawValue:)), let ms = items[i + 1].string.flatMap(Double.init) else { continue }
+                let entry = (ms: Int64(ms), id: id, queue: queue)
+                if let bound, !(entry.ms < bound.0 || (entry.ms == bound.0 && entry.id.rawValue < bound.1)) { continue }
+                entries.append(entry)
+            }
+        }
+        entries.sort { ($0.ms, $0.id.rawValue) > ($1.ms, $1.id.rawValue) }
+        let page = entries.prefix(limit)
+        var jobs = [Job]()
+        for entry in page {
+            if let job = try await job(entry.id, queue: entry.queue) { jobs.append(job) }
+        }
+        let next = entries.count > limit ? page.last.map { "\($0.ms):\($0.id.rawValue)" } : nil
+        return DeadPage(jobs: jobs, next: next)
+    }
+
+    /// Deletes a dead job from Redis; throws `notFound`, or `conflict` when it is not dead.
+    public func purge(_ id: JobID, queue: QueueName? = nil) async throws {
+        let candidates: [QueueName]
+        if let queue { candidates = [queue] } else { candidates = try await queues() }
+        for queue in candidates {
+            let q = keys.queue(queue)
+            let reply = try await redis.evalScript(Scripts.purge, keys: [q.job(id), q.dead], arguments: [RESPArgument(id.rawValue)])
+            switch reply.string {
+            case "ok": return
+            case "not_found": continue
+            case let state?: throw QueueError(.conflict, jobID: id, state: JobState(rawValue: state), message: "job is \(state)")
+            case nil: throw QueueError(.unexpectedReply, jobID: id)
+            }
+        }
+        throw QueueError(.notFound, jobID: id)
+    }
+
+    /// Requeues every dead job (optionally of one queue and/or type); returns how many.
+    public func requeueDead(queue: QueueName?, type: JobType?, actor: String?) async throws -> Int {
+        let queues: [QueueName]
+        if let queue { queues = [queue] } else { queues = try await self.queues() }
+        var count = 0
+        for queue in queues {
+            let reply = try await redis.send(RedisCommand("ZRANGE", [RESPArgument(keys.queue(queue).dead), "0", "-1"]))
+            for id in (reply.array ?? []).compactMap({ $0.string.flatMap(JobID.init(rawValue:)) }) {
+                if let type, try await job(id, queue: queue)?.type != type { continue }
+                if (try? await requeue(id, queue: queue, actor: actor)) != nil { count += 1 }
+            }
+        }
+        return count
+    }
+}

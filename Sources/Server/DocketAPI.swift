@@ -1,0 +1,396 @@
+import DocketJournal
+import DocketQueue
+import Foundation
+import Hummingbird
+import Logging
+
+/// The REST API (SPEC §4). Handlers translate HTTP ⇄ domain; they never spell Redis keys or SQL.
+public struct DocketAPI: Sendable {
+    public struct Configuration: Sendable {
+        /// Accepted API keys; empty = no auth.
+        public var apiKeys: [String] = []
+        /// Requests per minute per client; 0 = unlimited.
+        public var rateLimit = 0
+        public var maxBody = 1 << 20
+        public var maxPayload = 512 * 1024
+        public init() {}
+    }
+
+    let queue: JournaledQueue
+    let lookup: JobLookup
+    let ingestor: JournalIngestor?
+    let configuration: Configuration
+    let metrics = HTTPMetrics()
+    var driver: RedisQueueDriver { queue.driver }
+    var reader: JournalReader { queue.journal.reader }
+
+    public init(queue: JournaledQueue, ingestor: JournalIngestor?, configuration: Configuration) {
+        self.queue = queue
+        self.lookup = JobLookup(journal: queue.journal, driver: queue.driver)
+        self.ingestor = ingestor
+        self.configuration = configuration
+    }
+
+    /// The routes the router serves, as (method, path) — `openapi.json` must describe each one.
+    public static let routes: [(String, String)] = [
+        ("POST", "/jobs"), ("POST", "/jobs/batch"), ("POST", "/enqueue"), ("GET", "/jobs/{id}"), ("GET", "/jobs/{id}/events"),
+        ("GET", "/jobs"), ("DELETE", "/jobs/{id}"), ("POST", "/jobs/{id}/retry"), ("GET", "/dlq"), ("POST", "/dlq/{id}/requeue"),
+        ("POST", "/dlq/requeue"), ("DELETE", "/dlq/{id}"), ("GET", "/queues"), ("POST", "/queues/{queue}/pause"),
+        ("POST", "/queues/{queue}/resume"), ("GET", "/stats"), ("GET", "/stats/history"), ("GET", "/health"), ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+    ]
+
+    public func router() -> Router<DocketContext> {
+        let router = Router(context: DocketContext.self)
+        router.add(middleware: RequestMiddleware(metrics: metrics))
+        router.add(middleware: AuthMiddleware(keys: configuration.apiKeys.map { Array($0.utf8) }))
+        router.add(middleware: RateLimitMiddleware(perMinute: configuration.rateLimit))
+        router.post("/jobs") { request, context in try await self.enqueue(request, context) }
+        router.post("/enqueue") { request, context in try await self.enqueue(request, context) }
+        router.post("/jobs/batch") { request, context in try await self.enqueueBatch(request, context) }
+        router.get("/jobs/:id") { _, context in try await self.show(context) }
+        router.get("/jobs/:id/events") { _, context in try await self.events(context) }
+        router.get("/jobs") { request, _ in try await self.history(request) }
+        router.delete("/jobs/:id") { _, context in try await self.cancel(context) }
+        router.post("/jobs/:id/retry") { _, context in try await self.retry(context, deadOnly: false) }
+        router.get("/dlq") { request, _ in try await self.deadLetters(request) }
+        router.post("/dlq/requeue") { request, context in try await self.requeueAll(request, context) }
+        router.post("/dlq/:id/requeue") { _, context in try await self.retry(context, deadOnly: true) }
+        router.delete("/dlq/:id") { _, context in try await self.purge(context) }
+        router.get("/queues") { _, _ in try await self.queues() }
+        router.post("/queues/:queue/pause") { _, context in try await self.pause(context, paused: true) }
+        router.post("/queues/:queue/resume") { _, context in try await self.pause(context, paused: false) }
+        router.get("/stats") { _, _ in try await self.stats() }
+        router.get("/stats/history") { request, _ in try await self.statsHistory(request) }
+        router.get("/health") { _, _ in await self.health() }
+        router.get("/metrics") { _, _ in try await self.prometheus() }
+        router.get("/openapi.json") { _, _ in Response.json(OpenAPI.document) }
+        return router
+    }
+
+    // MARK: Enqueue
+
+    private func body(_ request: Request, _ context: DocketContext) async throws -> JSONValue {
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json", field: "Content-Type")
+        }
+        var request = request
+        let buffer = try await request.collectBody(upTo: configuration.maxBody)
+        return try JSONValue.parse(Array(buffer.readableBytesView))
+    }
+
+    func enqueue(_ request: Request, _ context: DocketContext) async throws -> Response {
+        let job = try EnqueueRequest.job(from: try await body(request, context), maxPayload: configuration.maxPayload)
+        let outcome = try await queue.enqueue([job], actor: context.actor)[0]
+        switch outcome {
+        case .created(let job): return Response.json(JobJSON.render(job), status: .created)
+        case .existing(let job):
+            var response = Response.json(JobJSON.render(job), status: .ok)
+            response.headers[.init("Idempotent-Replay")!] = "true"
+            return response
+        case .spooled(let job): return Response.json(JobJSON.render(job, spooled: true), status: .accepted)
+        }
+    }
+
+    func enqueueBatch(_ request: Request, _ context: DocketContext) async throws -> Response {
+        guard case .object(let body) = try await body(request, context) else { throw APIError.invalid("body", "must be {\"jobs\": [...]}") }
+        if let unknown = body.keys.sorted().first(where: { $0 != "jobs" }) { throw APIError.invalid(unknown, "unknown field") }
+        guard case .array(let items)? = body["jobs"] else { throw APIError.invalid("jobs", "must be an array of jobs") }
+        guard (1...1000).contains(items.count) else { throw APIError.invalid("jobs", "must hold 1-1000 jobs") }
+        // All or nothing: every job is validated before any is journaled.
+        var jobs = [Job]()
+        for (i, item) in items.enumerated() {
+            jobs.append(try EnqueueRequest.job(from: item, prefix: "jobs[\(i)].", maxPayload: configuration.maxPayload))
+        }
+        let outcomes = try await queue.enqueue(jobs, actor: context.actor)
+        let spooled = outcomes.contains { if case .spooled = $0 { true } else { false } }
+        let rendered = outcomes.map { outcome -> String in
+            if case .spooled(let job) = outcome { return JobJSON.render(job, spooled: true) }
+            return JobJSON.render(outcome.job)
+        }
+        return Response.json(#"{"jobs":\#(JSONObject.array(rendered))}"#, status: spooled ? .accepted : .created)
+    }
+
+    // MARK: Jobs
+
+    private func jobID(_ context: DocketContext) throws -> JobID {
+        let text = context.parameters.get("id") ?? ""
+        guard let id = JobID(rawValue: text) else { throw APIError.notFound("job \"\(text.prefix(80))\"") }
+        return id
+    }
+
+    func show(_ context: DocketContext) async throws -> Response {
+        let id = try jobID(context)
+        guard let found = try await lookup.job(id) else { throw APIError.notFound("job \(id)") }
+        return Response.json(JobJSON.render(found.job, source: found.source.rawValue))
+    }
+
+    func events(_ context: DocketContext) async throws -> Response {
+        let id = try jobID(context)
+        // Events still in the stream are journaled within milliseconds; catch up first when it is close.
+        let events = try await reader.events(id)
+        if events.isEmpty, try await lookup.job(id) == nil { throw APIError.notFound("job \(id)") }
+        let items = events.map { e -> String in
+            var o = JSONObject()
+            o.add("seq", e.seq)
+            o.add("event", e.event)
+            o.add("state", e.state.rawValue)
+            o.add("at", e.at)
+            o.add("attempt", e.attempt)
+            o.add("worker", e.worker)
+            o.add("error", e.error)
+            o.add("actor", e.actor)
+            o.add("detail", e.detail)
+            if let ms = e.runMs { o.add("runMs", Int(ms)) }
+            return o.text
+        }
+        return Response.json(#"{"jobId":\#(JSONObject.quote(id.rawValue)),"events":\#(JSONObject.array(items))}"#)
+    }
+
+    func history(_ request: Request) async throws -> Response {
+        let q = Query(request)
+        try q.only(["state", "type", "queue", "since", "until", "limit", "cursor"])
+        var filter = JournalReader.Filter()
+        filter.state = try q.parse("state", "one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))") { JobState(rawValue: $0) }
+        filter.type = try q.parse("type", "a job type") { JobType(rawValue: $0) }
+        filter.queue = try q.parse("queue", "a queue name") { QueueName(rawValue: $0) }
+        filter.since = try q.parse("since", "an RFC 3339 time") { Timestamp.parse($0) }
+        filter.until = try q.parse("until", "an RFC 3339 time") { Timestamp.parse($0) }
+        filter.limit = try q.parse("limit", "an integer 1-1000") { Int($0).flatMap { (1...1000).contains($0) ? $0 : nil } } ?? 50
+        filter.cursor = q["cursor"]
+        let page: JournalReader.Page
+        do { page = try await reader.list(filter) } catch let error as JournalError where error.code == .invalidCursor {
+            throw APIError.invalid("cursor", "not a cursor this server issued")
+        }
+        return Response.json(#"{"jobs":\#(JSONObject.array(page.jobs.map { JobJSON.render($0, source: "journal") })),"nextCursor":\#(page.nextCursor.map(JSONObject.quote) ?? "null")}"#)
+    }
+
+    func cancel(_ context: DocketContext) async throws -> Response {
+        let id = try jobID(context)
+        do {
+            return Response.json(JobJSON.render(try await driver.cancel(id, queue: nil, actor: context.actor), source: "redis"))
+        } catch let error as QueueError {
+            throw mapped(error, id: id, action: "cancelled (only pending, scheduled or retrying jobs can be)")
+        }
+    }
+
+    func retry(_ context: DocketContext, deadOnly: Bool) async throws -> Response {
+        let id = try jobID(context)
+        if deadOnly, let job = try await driver.job(id), job.state != .dead {
+            throw APIError.notFound("dead job \(id)")
+        }
+        do {
+            return Response.json(JobJSON.render(try await driver.requeue(id, queue: nil, actor: context.actor), source: "redis"))
+        } catch let error as QueueError {
+            if deadOnly, error.code == .conflict { throw APIError.notFound("dead job \(id)") }
+            throw mapped(error, id: id, action: "retried (only dead or cancelled jobs can be)")
+        }
+    }
+
+    private func mapped(_ error: QueueError, id: JobID, action: String) -> any Error {
+        switch error.code {
+        case .notFound: return APIError.notFound("job \(id)")
+        case .conflict: return APIError.conflict("job \(id) is \(error.state?.rawValue ?? "in another state") and cannot be \(action)")
+        default: return error
+        }
+    }
+
+    // MARK: Dead-letter queue
+
+    func deadLetters(_ request: Request) async throws -> Response {
+        let q = Query(request)
+        try q.only(["queue", "limit", "cursor"])
+        let queue = try q.parse("queue", "a queue name") { QueueName(rawValue: $0) }
+        let limit = try q.parse("limit", "an integer 1-1000") { Int($0).flatMap { (1...1000).contains($0) ? $0 : nil } } ?? 50
+        let page: RedisQueueDriver.DeadPage
+        do { page = try await driver.deadJobs(queue: queue, limit: limit, after: q["cursor"]) } catch is QueueError {
+            throw APIError.invalid("cursor", "not a cursor this server issued")
+        }
+        return Response.json(#"{"jobs":\#(JSONObject.array(page.jobs.map { JobJSON.render($0, source: "redis") })),"nextCursor":\#(page.next.map(JSONObject.quote) ?? "null")}"#)
+    }
+
+    func requeueAll(_ request: Request, _ context: DocketContext) async throws -> Response {
+        var queue: QueueName?
+        var type: JobType?
+        if request.headers[.contentLength].map({ $0 != "0" }) ?? false || request.headers[.transferEncoding] != nil {
+            guard case .object(let filters) = try await body(request, context) else { throw APIError.invalid("body", "must be a JSON object") }
+            if let unknown = filters.keys.sorted().first(where: { $0 != "queue" && $0 != "type" }) { throw APIError.invalid(unknown, "unknown field") }
+            switch filters["queue"] {
+            case nil, .null?: break
+            case .string(let s)?: guard let name = QueueName(rawValue: s) else { throw APIError.invalid("queue", "not a queue name") }; queue = name
+            default: throw APIError.invalid("queue", "must be a string")
+            }
+            switch filters["type"] {
+            case nil, .null?: break
+            case .string(let s)?: guard let t = JobType(rawValue: s) else { throw APIError.invalid("type", "not a job type") }; type = t
+            default: throw APIError.invalid("type", "must be a string")
+            }
+        }
+        let n = try await driver.requeueDead(queue: queue, type: type, actor: context.actor)
+        return Response.json(#"{"requeued":\#(n)}"#)
+    }
+
+    func purge(_ context: DocketContext) async throws -> Response {
+        let id = try jobID(context)
+        do { try await driver.purge(id) } catch let error as QueueError {
+            throw error.code == .conflict || error.code == .notFound ? APIError.notFound("dead job \(id)") : error
+        }
+        return Response.json(#"{"purged":\#(JSONObject.quote(id.rawValue))}"#)
+    }
+
+    // MARK: Queues and stats
+
+    private func countsJSON(_ c: QueueCounts) -> String {
+        var o = JSONObject()
+        o.add("pending", c.pending)
+        o.add("scheduled", c.scheduled)
+        o.add("active", c.active)
+        o.add("retrying", c.retrying)
+        o.add("dead", c.dead)
+        o.add("completed", c.completed)
+        o.add("failed", c.failed)
+        o.add("paused", c.paused)
+        return o.text
+    }
+
+    func queues() async throws -> Response {
+        var items = [String]()
+        for name in try await driver.queues() {
+            var o = JSONObject()
+            o.add("name", name.rawValue)
+            o.add("counts", raw: countsJSON(try await driver.counts(name)))
+            items.append(o.text)
+        }
+        return Response.json(#"{"queues":\#(JSONObject.array(items))}"#)
+    }
+
+    func pause(_ context: DocketContext, paused: Bool) async throws -> Response {
+        let text = context.parameters.get("queue") ?? ""
+        guard let name = QueueName(rawValue: text) else { throw APIError.invalid("queue", "not a queue name") }
+        if paused { try await driver.pause(name) } else { try await driver.resume(name) }
+        var o = JSONObject()
+        o.add("name", name.rawValue)
+        o.add("counts", raw: countsJSON(try await driver.counts(name)))
+        return Response.json(o.text)
+    }
+
+    func stats() async throws -> Response {
+        var total = QueueCounts()
+        var perQueue = JSONObject()
+        for name in try await driver.queues() {
+            let c = try await driver.counts(name)
+            total.pending += c.pending; total.scheduled += c.scheduled; total.active += c.active
+            total.retrying += c.retrying; total.dead += c.dead; total.completed += c.completed; total.failed += c.failed
+            perQueue.add(name.rawValue, raw: countsJSON(c))
+        }
+        var o = JSONObject()
+        o.add("pending", total.pending)
+        o.add("scheduled", total.scheduled)
+        o.add("active", total.active)
+        o.add("retrying", total.retrying)
+        o.add("dead", total.dead)
+        o.add("completed", total.completed)
+        o.add("failed", total.failed)
+        o.add("queues", raw: perQueue.text)
+        return Response.json(o.text)
+    }
+
+    func statsHistory(_ request: Request) async throws -> Response {
+        let q = Query(request)
+        try q.only(["since", "until", "bucket", "queue", "type"])
+        let now = Date()
+        let until = try q.parse("until", "an RFC 3339 time") { Timestamp.parse($0) } ?? now
+        let since = try q.parse("since", "an RFC 3339 time") { Timestamp.parse($0) } ?? until.addingTimeInterval(-86_400)
+        guard since < until else { throw APIError.invalid("since", "must be before until") }
+        let bucket = try q.parse("bucket", "1m, 1h or 1d") { JournalReader.Bucket(rawValue: $0) } ?? .hour
+        guard until.timeIntervalSince(since) / (Double(bucket == .minute ? 60 : bucket == .hour ? 3600 : 86_400)) <= 10_000 else {
+            throw APIError.invalid("bucket", "more than 10000 buckets in that range; use a larger bucket")
+        }
+        let queue = try q.parse("queue", "a queue name") { QueueName(rawValue: $0) }
+        let type = try q.parse("type", "a job type") { JobType(rawValue: $0) }
+        let buckets = try await reader.stats(since: since, until: until, bucket: bucket, queue: queue, type: type)
+        let items = buckets.map { b -> String in
+            var o = JSONObject()
+            o.add("start", b.start)
+            o.add("enqueued", b.enqueued)
+            o.add("completed", b.completed)
+            o.add("failed", b.failed)
+            o.add("dead", b.dead)
+            o.add("p50RunMs", b.p50RunMs.map(Int.init))
+            o.add("p95RunMs", b.p95RunMs.map(Int.init))
+            return o.text
+        }
+        return Response.json(#"{"bucket":"\#(bucket.rawValue)","buckets":\#(JSONObject.array(items))}"#)
+    }
+
+    func health() async -> Response {
+        let redisUp = await driver.redis.ping()
+        let journalUp = (try? await reader.size()) != nil
+        let lag = ingestor?.lag ?? .zero
+        var o = JSONObject()
+        o.add("status", redisUp && journalUp ? "ok" : "degraded")
+        o.add("redis", redisUp ? "up" : "down")
+        o.add("journal", journalUp ? "up" : "down")
+        o.add("journalLag", DurationText.format(lag))
+        // Redis down still accepts jobs (spooled): degraded, not failed. A dead journal is a failure.
+        return Response.json(o.text, status: journalUp ? .ok : .serviceUnavailable)
+    }
+
+    func prometheus() async throws -> Response {
+        var lines = [String]()
+        lines.append("# HELP docket_queue_jobs Jobs in Redis by queue and state.")
+        lines.append("# TYPE docket_queue_jobs gauge")
+        var totals = [String]()
+        for name in (try? await driver.queues()) ?? [] {
+            guard let c = try? await driver.counts(name) else { continue }
+            for (state, n) in [("pending", c.pending), ("scheduled", c.scheduled), ("active", c.active), ("retrying", c.retrying), ("dead", c.dead)] {
+                lines.append("docket_queue_jobs{queue=\"\(name)\",state=\"\(state)\"} \(n)")
+            }
+            totals.append("docket_jobs_completed_total{queue=\"\(name)\"} \(c.completed)")
+            totals.append("docket_job_attempts_failed_total{queue=\"\(name)\"} \(c.failed)")
+        }
+        lines.append("# HELP docket_jobs_completed_total Jobs completed by queue.")
+        lines.append("# TYPE docket_jobs_completed_total counter")
+        lines += totals
+        lines.append("# HELP docket_journal_lag_seconds Age of the oldest event not yet journaled.")
+        lines.append("# TYPE docket_journal_lag_seconds gauge")
+        lines.append("docket_journal_lag_seconds \(Double((ingestor?.lag ?? .zero).milliseconds) / 1000)")
+        let commits = await queue.journal.writer.commits
+        let commitTime = await queue.journal.writer.commitTime
+        lines.append("# TYPE docket_journal_commits_total counter")
+        lines.append("docket_journal_commits_total \(commits)")
+        lines.append("# TYPE docket_journal_commit_seconds_sum counter")
+        lines.append("docket_journal_commit_seconds_sum \(Double(commitTime.milliseconds) / 1000)")
+        lines.append(metrics.prometheus())
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n")))
+    }
+}
+
+/// Query-string parameters with strict parsing: unknown names and bad values are 400s naming them.
+struct Query {
+    let items: [String: String]
+    let names: [String]
+
+    init(_ request: Request) {
+        var items = [String: String]()
+        var names = [String]()
+        for (k, v) in request.uri.queryParameters {
+            items[String(k)] = String(v)
+            names.append(String(k))
+        }
+        self.items = items
+        self.names = names
+    }
+
+    subscript(_ name: String) -> String? { items[name].flatMap { $0.isEmpty ? nil : $0 } }
+
+    func only(_ allowed: Set<String>) throws(APIError) {
+        if let bad = names.first(where: { !allowed.contains($0) }) { throw APIError.invalid(bad, "unknown query parameter") }
+    }
+
+    func parse<T>(_ name: String, _ expected: String, _ transform: (String) -> T?) throws(APIError) -> T? {
+        guard let text = self[name] else { return nil }
+        guard let value = transform(text) else { throw APIError.invalid(name, "must be \(expected)") }
+        return value
+    }
+}

@@ -1,0 +1,144 @@
+import ArgumentParser
+import DocketJournal
+import DocketQueue
+import DocketServer
+import DocketWorker
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+extension Docket {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the API server: REST API, journal ingestion, scheduler, spool, retention and embedded workers.",
+            discussion: """
+                Without --redis it starts and owns a redis-server (AOF on, unix socket only) under --data-dir and stops it on exit.
+                SIGTERM/SIGINT shut everything down in order: workers and the API first, the journal writer and Redis last.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "Address to listen on (env DOCKET_HOST, default 127.0.0.1).")
+        var host: String?
+        @Option(help: "Port to listen on (env DOCKET_PORT, default 8080; 0 picks a free one).")
+        var port: Int?
+        @Option(help: "Embedded worker concurrency; 0 = API only (env DOCKET_WORKERS, default 4).")
+        var workers: Int?
+        @Option(help: "Queues the embedded workers claim from (env DOCKET_QUEUES, default default).")
+        var queues: String?
+        @Option(name: .customLong("handler"), help: "TYPE=COMMAND exec handler for the embedded workers; repeatable (env DOCKET_HANDLERS).")
+        var handlers: [String] = []
+        @Option(help: "Data directory for the managed Redis and the journal (env DOCKET_DATA_DIR, default ./.docket).")
+        var dataDir: String?
+        @Option(help: "Journal file (env DOCKET_JOURNAL, default <data-dir>/journal.sqlite).")
+        var journal: String?
+        @Option(help: "Comma-separated API keys; empty = no auth (env DOCKET_API_KEY).")
+        var apiKey: String?
+        @Option(help: "Requests per minute per client, 0 = unlimited (env DOCKET_RATE_LIMIT, default 0).")
+        var rateLimit: Int?
+        @Option(help: "Largest request body in bytes (env DOCKET_MAX_BODY, default 1048576).")
+        var maxBody: Int?
+        @Option(help: "How long completed jobs stay in Redis (env DOCKET_COMPLETED_TTL, default 1h).")
+        var completedTTL: String?
+        @Option(help: "How long dead jobs stay in Redis (env DOCKET_DEAD_TTL, default 7d).")
+        var deadTTL: String?
+        @Option(help: "How long the journal keeps finished jobs (env DOCKET_JOURNAL_RETENTION, default 30d).")
+        var journalRetention: String?
+        @Option(help: "A journal silent this long stops holding back stream trimming (env DOCKET_JOURNAL_STALE, default 1h).")
+        var journalStale: String?
+        @Option(help: "Lease per claimed job (env DOCKET_LEASE, default 30s).")
+        var lease: String?
+        @Option(help: "Time running jobs get on shutdown (env DOCKET_SHUTDOWN_GRACE, default 10s).")
+        var shutdownGrace: String?
+
+        func run() async throws {
+            let logger = try global.logger("docket.serve")
+            let host = self.host ?? env("DOCKET_HOST") ?? "127.0.0.1"
+            let port = try integer(self.port, "DOCKET_PORT", default: 8080, name: "port", range: 0...65535)
+            let workerCount = try integer(workers, "DOCKET_WORKERS", default: 4, name: "workers", range: 0...10_000)
+            var api = DocketAPI.Configuration()
+            api.apiKeys = (apiKey ?? env("DOCKET_API_KEY") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            api.rateLimit = try integer(rateLimit, "DOCKET_RATE_LIMIT", default: 0, name: "rate-limit", range: 0...10_000_000)
+            api.maxBody = try integer(maxBody, "DOCKET_MAX_BODY", default: 1 << 20, name: "max-body", range: 1024...(64 << 20))
+            var driverConfig = RedisQueueDriver.Configuration()
+            driverConfig.keys = try global.keys()
+            driverConfig.completedTTL = try duration(completedTTL, "DOCKET_COMPLETED_TTL", default: .seconds(3600), name: "completed-ttl")
+            driverConfig.deadTTL = try duration(deadTTL, "DOCKET_DEAD_TTL", default: .seconds(7 * 86400), name: "dead-ttl")
+            let retention = try duration(journalRetention, "DOCKET_JOURNAL_RETENTION", default: .seconds(30 * 86400), name: "journal-retention", min: .seconds(1))
+            var ingestConfig = JournalIngestor.Configuration()
+            ingestConfig.staleAfter = try duration(journalStale, "DOCKET_JOURNAL_STALE", default: .seconds(3600), name: "journal-stale", min: .seconds(1))
+            var pool = WorkerPool.Configuration()
+            pool.queues = try queueNames(queues, "DOCKET_QUEUES")
+            pool.concurrency = max(1, workerCount)
+            pool.lease = try duration(lease, "DOCKET_LEASE", default: .seconds(30), name: "lease", min: .milliseconds(100))
+            pool.shutdownGrace = try duration(shutdownGrace, "DOCKET_SHUTDOWN_GRACE", default: .seconds(10), name: "shutdown-grace", min: .zero)
+            let registry = try handlerRegistry(handlers)
+            let dataDir = URL(fileURLWithPath: dataDir ?? env("DOCKET_DATA_DIR") ?? ".docket", isDirectory: true)
+            let journalPath = journal ?? env("DOCKET_JOURNAL") ?? dataDir.appendingPathComponent("journal.sqlite").path
+
+            // Redis: the given one, or one we start and own.
+            var managed: ManagedRedis?
+            let url: RedisURL
+            if let given = try global.redisURL() {
+                url = given
+            } else {
+                managed = try await ManagedRedis.start(directory: dataDir.appendingPathComponent("redis"), appendOnly: true, logger: logger)
+                url = managed!.url
+            }
+            defer { managed?.stop() }
+            let redis = RedisClient(url: url, logger: logger)
+            if (try? await redis.loadScripts()) == nil {
+                logger.warning("Redis unreachable at start; accepting jobs into the journal spool until it is back", metadata: ["redis.url": "\(url)"])
+            }
+            let journal: Journal
+            do { journal = try Journal.open(path: journalPath, logger: logger) } catch {
+                throw CLIError("cannot open the journal at \(journalPath): \(error)")
+            }
+            let driver = RedisQueueDriver(redis: redis, configuration: driverConfig, logger: logger)
+            let queue = JournaledQueue(journal: journal, driver: driver, logger: logger)
+            let ingestor = JournalIngestor(journal: journal, driver: driver, configuration: ingestConfig, logger: logger)
+            let apiService = DocketAPI(queue: queue, ingestor: ingestor, configuration: api)
+            let app = Application(
+                router: apiService.router(),
+                configuration: .init(address: .hostname(host, port: port), serverName: "docket"),
+                onServerRunning: { channel in
+                    // Printed for scripts and tests that start the server on port 0.
+                    let line = "docket serve: listening on http://\(host):\(channel.localAddress?.port ?? port)\n"
+                    FileHandle.standardOutput.write(Data(line.utf8))
+                },
+                logger: logger)
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: redis),
+                .init(service: journal.writer),
+                .init(service: ingestor),
+                .init(service: SpoolPusher(queue: queue, logger: logger)),
+                .init(service: JournalRetention(journal: journal, retention: retention, logger: logger)),
+                .init(service: QueueScheduler(driver: driver, logger: logger)),
+                .init(service: app),
+            ]
+            if workerCount > 0 {
+                services.append(.init(service: WorkerPool(driver: driver, handlers: registry, configuration: pool, logger: logger)))
+            }
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            logger.info("Starting", metadata: ["redis.url": "\(url)", "journal.path": "\(journalPath)", "worker.concurrency": "\(workerCount)"])
+            try await group.run()
+        }
+    }
+}
+
+/// Built-in handlers plus `--handler TYPE=COMMAND` exec handlers (or `DOCKET_HANDLERS`, one per line).
+func handlerRegistry(_ specs: [String]) throws -> HandlerRegistry {
+    var registry = HandlerRegistry()
+    Builtins.register(into: &registry)
+    let all = specs.isEmpty ? (env("DOCKET_HANDLERS")?.split(separator: "\n").map(String.init) ?? []) : specs
+    for spec in all {
+        guard let (type, command) = ExecHandler.parse(spec) else {
+            throw ValidationError("--handler: \"\(spec)\" is not TYPE=COMMAND (TYPE: 1-128 chars of A-Z a-z 0-9 . _ : -)")
+        }
+        let exec = ExecHandler(command: command)
+        registry.register(type) { context in try await exec.run(context) }
+    }
+    return registry
+}
