@@ -118,11 +118,16 @@ indirect enum JSONValue: Codable, Equatable {
         var depth = 0
         var inString = false
         var escaped = false
+        var afterComma = false
         for byte in bytes {
             if inString {
                 if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
                 continue
             }
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\t") { continue }
+            // Foundation's decoder tolerates a trailing comma; JSON does not.
+            if afterComma && (byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}")) { throw APIError.invalid("body", "malformed JSON (trailing comma)") }
+            afterComma = byte == UInt8(ascii: ",")
             switch byte {
             case UInt8(ascii: "\""): inString = true
             case UInt8(ascii: "["), UInt8(ascii: "{"):

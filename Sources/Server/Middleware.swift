@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import Synchronization
 
 /// Echoes or generates `X-Request-Id`, logs every request with structured metadata (never bodies),
@@ -22,6 +23,9 @@ struct RequestMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch let error as APIError {
             response = try error.response(from: request, context: context)
+        } catch is NIOTooManyBytesError {
+            response = try APIError(.contentTooLarge, code: "body_too_large", message: "request body larger than the server's limit", field: "body")
+                .response(from: request, context: context)
         } catch let error as HTTPError {
             let code = error.status == .contentTooLarge ? "body_too_large" : error.status == .notFound ? "not_found" : "http_error"
             response = try APIError(error.status, code: code, message: error.body ?? error.status.reasonPhrase).response(from: request, context: context)

@@ -1,0 +1,187 @@
+import DocketQueue
+import DocketServer
+import DocketTestSupport
+import Foundation
+import Hummingbird
+import Testing
+
+/// Malformed and hostile requests: each gets a 4xx naming the field, changes nothing, and the server stays healthy.
+@Suite("Bad input")
+struct BadInputTests {
+    struct Case: Sendable, CustomStringConvertible {
+        let method: HTTPRequest.Method
+        let uri: String
+        let body: [UInt8]?
+        let contentType: String?
+        let status: Int
+        let field: String?
+        var description: String { "\(method) \(uri) \(body.map { String(decoding: $0.prefix(60), as: UTF8.self) } ?? "")" }
+
+        init(_ body: String, _ field: String) {
+            self.init(method: .post, uri: "/jobs", body: body, status: 400, field: field)
+        }
+        init(_ body: String, _ status: Int, _ field: String, contentType: String = "application/json") {
+            self.init(method: .post, uri: "/jobs", body: body, status: status, field: field, contentType: contentType)
+        }
+        init(_ method: HTTPRequest.Method, _ uri: String, _ body: String?, _ field: String) {
+            self.init(method: method, uri: uri, body: body, status: 400, field: field)
+        }
+        init(method: HTTPRequest.Method, uri: String, body: String?, status: Int, field: String?, contentType: String? = "application/json") {
+            self.method = method
+            self.uri = uri
+            self.body = body.map { Array($0.utf8) }
+            self.contentType = contentType
+            self.status = status
+            self.field = field
+        }
+        init(bytes: [UInt8], _ status: Int, _ field: String?) {
+            method = .post
+            uri = "/jobs"
+            body = bytes
+            contentType = "application/json"
+            self.status = status
+            self.field = field
+        }
+    }
+
+    static let cases: [Case] = [
+        Case(#"{}"#, "type"),
+        Case(#"{"type":""}"#, "type"),
+        Case(#"{"type":5}"#, "type"),
+        Case(#"{"type":null}"#, "type"),
+        Case(#"{"type":"has space"}"#, "type"),
+        Case(#"{"type":"tab\there"}"#, "type"),
+        Case(#"{"type":"nul\u0000"}"#, "type"),
+        Case(#"{"type":"\#(String(repeating: "a", count: 129))"}"#, "type"),
+        Case(#"{"type":"../../etc/passwd"}"#, "type"),
+        Case(#"{"type":"a","queue":""}"#, "queue"),
+        Case(#"{"type":"a","queue":"{tag}"}"#, "queue"),
+        Case(#"{"type":"a","queue":["x"]}"#, "queue"),
+        Case(#"{"type":"a","queue":"\#(String(repeating: "q", count: 65))"}"#, "queue"),
+        Case(#"{"type":"a","priority":"urgent"}"#, "priority"),
+        Case(#"{"type":"a","priority":1}"#, "priority"),
+        Case(#"{"type":"a","maxAttempts":0}"#, "maxAttempts"),
+        Case(#"{"type":"a","maxAttempts":101}"#, "maxAttempts"),
+        Case(#"{"type":"a","maxAttempts":2.5}"#, "maxAttempts"),
+        Case(#"{"type":"a","maxAttempts":"3"}"#, "maxAttempts"),
+        Case(#"{"type":"a","maxAttempts":true}"#, "maxAttempts"),
+        Case(#"{"type":"a","maxAttempts":1e300}"#, "maxAttempts"),
+        Case(#"{"type":"a","maxAttempts":99999999999999999999999}"#, "maxAttempts"),
+        Case(#"{"type":"a","timeout":"forever"}"#, "timeout"),
+        Case(#"{"type":"a","timeout":"25h"}"#, "timeout"),
+        Case(#"{"type":"a","timeout":-5}"#, "timeout"),
+        Case(#"{"type":"a","timeout":0}"#, "timeout"),
+        Case(#"{"type":"a","timeout":{"s":1}}"#, "timeout"),
+        Case(#"{"type":"a","delay":"-1s"}"#, "delay"),
+        Case(#"{"type":"a","delay":"1s","runAt":"2030-01-01T00:00:00Z"}"#, "runAt"),
+        Case(#"{"type":"a","runAt":"tomorrow"}"#, "runAt"),
+        Case(#"{"type":"a","runAt":"2026-13-01T00:00:00Z"}"#, "runAt"),
+        Case(#"{"type":"a","backoff":"fast"}"#, "backoff"),
+        Case(#"{"type":"a","backoff":{"base":"1s","min":"1s"}}"#, "backoff.min"),
+        Case(#"{"type":"a","backoff":{"base":"10s","max":"1s"}}"#, "backoff.base"),
+        Case(#"{"type":"a","backoff":{"base":"0ms"}}"#, "backoff.base"),
+        Case(#"{"type":"a","idempotencyKey":""}"#, "idempotencyKey"),
+        Case(#"{"type":"a","idempotencyKey":"\#(String(repeating: "k", count: 257))"}"#, "idempotencyKey"),
+        Case(#"{"type":"a","idempotencyKey":"line\nbreak"}"#, "idempotencyKey"),
+        Case(#"{"type":"a","extra":1}"#, "extra"),
+        Case(#"{"type":"a","Type":"b"}"#, "Type"),
+        Case(#"["type","a"]"#, "body"),
+        Case(#""just a string""#, "body"),
+        Case(#"{"type":"a""#, "body"),
+        Case(#"{"type":"a",}"#, "body"),
+        Case("", "body"),
+        Case("null", "body"),
+        Case(String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000), "body"),
+        Case(#"{"type":"a","payload":\#(String(repeating: "{\"a\":", count: 100))1\#(String(repeating: "}", count: 100))}"#, "body"),
+        Case(bytes: Array(#"{"type":"a","payload":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8), 400, "body"),
+        Case(#"{"type":"a"}"#, 415, "Content-Type", contentType: "text/plain"),
+        Case(#"{"type":"a","payload":"\#(String(repeating: "x", count: 600_000))"}"#, 413, "payload"),
+        Case(.post, "/jobs/batch", #"{"jobs":[]}"#, "jobs"),
+        Case(.post, "/jobs/batch", #"{"jobs":{}}"#, "jobs"),
+        Case(.post, "/jobs/batch", #"{"jobs":[{"type":"a"}],"more":1}"#, "more"),
+        Case(.post, "/jobs/batch", #"{"jobs":[\#(Array(repeating: #"{"type":"a"}"#, count: 1001).joined(separator: ","))]}"#, "jobs"),
+        Case(.post, "/jobs/batch", #"{"jobs":[{"type":"a"},"x"]}"#, "jobs[1]"),
+        Case(.get, "/jobs?state=happy", nil, "state"),
+        Case(.get, "/jobs?limit=0", nil, "limit"),
+        Case(.get, "/jobs?limit=1001", nil, "limit"),
+        Case(.get, "/jobs?limit=abc", nil, "limit"),
+        Case(.get, "/jobs?since=yesterday", nil, "since"),
+        Case(.get, "/jobs?cursor=garbage", nil, "cursor"),
+        Case(.get, "/jobs?sort=asc", nil, "sort"),
+        Case(.get, "/dlq?cursor=1:2:3", nil, "cursor"),
+        Case(.get, "/stats/history?bucket=1w", nil, "bucket"),
+        Case(.get, "/stats/history?bucket=1m&since=2000-01-01T00:00:00Z", nil, "bucket"),
+        Case(.post, "/dlq/requeue", #"{"queue":5}"#, "queue"),
+        Case(.post, "/dlq/requeue", #"{"everything":true}"#, "everything"),
+    ]
+
+    @Test func everyBadRequestIsRejectedAndChangesNothing() async throws {
+        #expect(Self.cases.count >= 40)
+        try await withAPI { api in
+            let before = try await api.call(.get, "/stats").text
+            for c in Self.cases {
+                var headers = HTTPFields()
+                if let type = c.contentType, c.body != nil { headers[.contentType] = type }
+                let reply = try await api.call(c.method, c.uri, headers: headers, raw: c.body)
+                #expect(reply.status == c.status, "\(c): \(reply.status) \(reply.text.prefix(200))")
+                if let field = c.field { #expect(reply.error.field == field, "\(c): \(reply.text.prefix(200))") }
+                #expect(!reply.error.code.isEmpty, "\(c) renders the error shape")
+            }
+            #expect(try await api.call(.get, "/stats").text == before, "nothing was enqueued")
+            #expect(try await api.call(.get, "/health").status == 200)
+        }
+    }
+
+    @Test func bodiesOverTheLimitAre413() async throws {
+        try await withAPI(configure: { $0.maxBody = 4096 }) { api in
+            let reply = try await api.call(.post, "/jobs", json: #"{"type":"a","payload":"\#(String(repeating: "x", count: 5000))"}"#)
+            #expect(reply.status == 413 && reply.error.code == "body_too_large", "\(reply.status) \(reply.text)")
+        }
+    }
+
+    @Test func apiKeysGuardEverythingButHealthAndMetrics() async throws {
+        try await withAPI(configure: { $0.apiKeys = ["alpha", "beta"] }) { api in
+            #expect(try await api.call(.get, "/stats").status == 401)
+            #expect(try await api.call(.get, "/stats", headers: [.authorization: "Bearer wrong"]).status == 401)
+            #expect(try await api.call(.get, "/stats", headers: [.authorization: "Bearer alph"]).status == 401)
+            #expect(try await api.call(.get, "/stats", headers: [.authorization: "Bearer beta"]).status == 200)
+            #expect(try await api.call(.get, "/stats", headers: hdr(["X-API-Key": "alpha"])).status == 200)
+            #expect(try await api.call(.get, "/health").status == 200)
+            #expect(try await api.call(.get, "/metrics").status == 200)
+            let created = try await api.call(.post, "/jobs", json: #"{"type":"a"}"#, headers: hdr(["Authorization": "Bearer alpha", "X-Request-Id": "r-1"]))
+            #expect(created.status == 201)
+            let id = created.json["id"] as? String ?? ""
+            try await eventually("the actor to be journaled") {
+                let events = try await api.call(.get, "/jobs/\(id)/events", headers: [.authorization: "Bearer alpha"])
+                return (events.json["events"] as? [[String: Any]])?.first?["actor"] as? String == "r-1 (key1)"
+            }
+        }
+    }
+
+    @Test func rateLimitAnswers429WithRetryAfter() async throws {
+        try await withAPI(configure: { $0.rateLimit = 5 }) { api in
+            var statuses = [Int]()
+            var retryAfter: String?
+            for _ in 0..<8 {
+                let reply = try await api.call(.get, "/stats")
+                statuses.append(reply.status)
+                if reply.status == 429 { retryAfter = reply.headers[.retryAfter] }
+            }
+            #expect(statuses.prefix(5).allSatisfy { $0 == 200 })
+            #expect(statuses.suffix(3).allSatisfy { $0 == 429 })
+            #expect(Int(retryAfter ?? "") ?? 0 >= 1)
+            #expect(try await api.call(.get, "/health").status == 200, "health is never limited")
+        }
+    }
+
+    @Test func requestIDsAreEchoedOrGenerated() async throws {
+        try await withAPI { api in
+            let given = try await api.call(.get, "/health", headers: hdr(["X-Request-Id": "abc-123"]))
+            #expect(given.headers[named: "X-Request-Id"] == "abc-123")
+            let generated = try await api.call(.get, "/health")
+            #expect(generated.headers[named: "X-Request-Id"]?.hasPrefix("req-") == true)
+            let hostile = try await api.call(.get, "/health", headers: hdr(["X-Request-Id": String(repeating: "x", count: 500)]))
+            #expect(hostile.headers[named: "X-Request-Id"]?.hasPrefix("req-") == true)
+        }
+    }
+}
