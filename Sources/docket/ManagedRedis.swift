@@ -19,6 +19,15 @@ final class ManagedRedis: Sendable {
         }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let socket = directory.appendingPathComponent("redis.sock").path
+        let pidFile = directory.appendingPathComponent("redis.pid").path
+        // A server left behind by a docket that was killed: ours only if its command line names our socket.
+        if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let old = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            let cmdline = try? String(contentsOfFile: "/proc/\(old)/cmdline", encoding: .utf8), cmdline.contains(socket)
+        {
+            logger.warning("Stopping a managed redis-server left by an earlier run", metadata: ["process.pid": "\(old)"])
+            kill(old, SIGTERM)
+            for _ in 0..<500 where kill(old, 0) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
         try? FileManager.default.removeItem(atPath: socket)
         let log = directory.appendingPathComponent("redis.log").path
         let process = try SpawnedProcess(
@@ -26,7 +35,7 @@ final class ManagedRedis: Sendable {
             [
                 "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", directory.path,
                 "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec", "--save", "",
-                "--daemonize", "no", "--logfile", log,
+                "--daemonize", "no", "--logfile", log, "--pidfile", pidFile,
             ],
             environment: ProcessInfo.processInfo.environment, stdin: "/dev/null", stdout: "/dev/null", stderr: log + ".stderr",
             newProcessGroup: true)

@@ -1,0 +1,59 @@
+import DocketQueue
+import DocketTestSupport
+import Foundation
+import Testing
+
+/// The real `docket serve` binary with its own managed Redis: a job end to end over HTTP, then SIGTERM.
+@Suite("docket serve (end to end)", .serialized)
+struct ServeCommandTests {
+    /// Runs curl and returns (HTTP status, body).
+    func curl(_ args: [String]) async throws -> (Int, String) {
+        let p = try ChildProcess("/usr/bin/curl", ["-s", "-w", "\n%{http_code}"] + args)
+        defer { p.cleanup() }
+        _ = try await p.wait()
+        let lines = p.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    }
+
+    func processes(mentioning text: String) -> [Int32] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return ids.compactMap { Int32($0) }.filter { pid in
+            let cmd = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+            return String(decoding: cmd.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(text)
+        }
+    }
+
+    @Test func serveRunsAJobEndToEndAndLeavesNothingBehind() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-serve-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try DocketBinary.spawn(["serve", "--data-dir", dir.path, "--port", "0", "--workers", "2"])
+        defer { serve.cleanup() }
+        var base = ""
+        try await eventually("the server to listen") {
+            if let line = serve.stdout.split(separator: "\n").first(where: { $0.contains("listening on") }) {
+                base = String(line.split(separator: " ").last ?? "")
+                return true
+            }
+            #expect(serve.isRunning, "serve exited: \(serve.stderr)")
+            return !serve.isRunning
+        }
+        #expect(!base.isEmpty)
+        #expect(!processes(mentioning: dir.path + "/redis/redis.sock").isEmpty, "a managed redis-server runs")
+        let (status, body) = try await curl(["-X", "POST", "\(base)/jobs", "-H", "Content-Type: application/json", "-d", #"{"type":"docket.echo","payload":{"n":42}}"#])
+        #expect(status == 201, "\(body)")
+        let id = try #require((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["id"] as? String)
+        try await eventually("the job to complete") {
+            let (_, job) = try await curl(["\(base)/jobs/\(id)"])
+            return job.contains(#""state":"completed""#) && job.contains(#""result":{"n":42}"#)
+        }
+        try await eventually("its events to be journaled") {
+            let (_, events) = try await curl(["\(base)/jobs/\(id)/events"])
+            return events.contains(#""event":"completed""#)
+        }
+        serve.signal(SIGTERM)
+        #expect(try await serve.wait(timeout: .seconds(30)) == 0, "clean exit: \(serve.stderr.suffix(2000))")
+        try await eventually("the managed redis-server to stop") { processes(mentioning: dir.path).isEmpty }
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("journal.sqlite").path))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("redis/appendonlydir").path), "AOF is on")
+    }
+}
