@@ -50,6 +50,19 @@ struct ServeCommandTests {
             let (_, events) = try await curl(["\(base)/jobs/\(id)/events"])
             return events.contains(#""event":"completed""#)
         }
+        // The thin clients: table output, --json, and the server's error with a non-zero exit.
+        let enqueue = try DocketBinary.spawn(["enqueue", "docket.noop", "--queue", "cli", "--server", base])
+        defer { enqueue.cleanup() }
+        #expect(try await enqueue.wait() == 0 && enqueue.stdout.contains("docket.noop"))
+        let status = try DocketBinary.spawn(["status", id, "--server", base])
+        defer { status.cleanup() }
+        #expect(try await status.wait() == 0 && status.stdout.contains("completed") && status.stdout.contains("enqueued"))
+        let stats = try DocketBinary.spawn(["stats", "--json", "--server", base])
+        defer { stats.cleanup() }
+        #expect(try await stats.wait() == 0 && stats.stdout.contains(#""queues""#))
+        let bad = try DocketBinary.spawn(["enqueue", "bad type", "--server", base])
+        defer { bad.cleanup() }
+        #expect(try await bad.wait() != 0 && bad.stderr.contains("400") && bad.stderr.contains("type"))
         serve.signal(SIGTERM)
         #expect(try await serve.wait(timeout: .seconds(30)) == 0, "clean exit: \(serve.stderr.suffix(2000))")
         try await eventually("the managed redis-server to stop") { processes(mentioning: dir.path).isEmpty }
