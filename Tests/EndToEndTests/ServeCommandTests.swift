@@ -54,9 +54,9 @@ struct ServeCommandTests {
         let enqueue = try DocketBinary.spawn(["enqueue", "docket.noop", "--queue", "cli", "--server", base])
         defer { enqueue.cleanup() }
         #expect(try await enqueue.wait() == 0 && enqueue.stdout.contains("docket.noop"))
-        let status = try DocketBinary.spawn(["status", id, "--server", base])
-        defer { status.cleanup() }
-        #expect(try await status.wait() == 0 && status.stdout.contains("completed") && status.stdout.contains("enqueued"))
+        let show = try DocketBinary.spawn(["status", id, "--server", base])
+        defer { show.cleanup() }
+        #expect(try await show.wait() == 0 && show.stdout.contains("completed") && show.stdout.contains("enqueued"))
         let stats = try DocketBinary.spawn(["stats", "--json", "--server", base])
         defer { stats.cleanup() }
         #expect(try await stats.wait() == 0 && stats.stdout.contains(#""queues""#))
