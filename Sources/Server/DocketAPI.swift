@@ -37,7 +37,7 @@ public struct DocketAPI: Sendable {
         ("GET", "/jobs"), ("DELETE", "/jobs/{id}"), ("POST", "/jobs/{id}/retry"), ("GET", "/dlq"), ("POST", "/dlq/{id}/requeue"),
         ("POST", "/dlq/requeue"), ("DELETE", "/dlq/{id}"), ("GET", "/queues"), ("POST", "/queues/{queue}/pause"),
         ("POST", "/queues/{queue}/resume"), ("GET", "/stats"), ("GET", "/stats/history"), ("GET", "/health"), ("GET", "/metrics"),
-        ("GET", "/openapi.json"),
+        ("GET", "/openapi.json"), ("POST", "/admin/recover"),
     ]
 
     public func router() -> Router<DocketContext> {
@@ -65,6 +65,7 @@ public struct DocketAPI: Sendable {
         router.get("/health") { _, _ in await self.health() }
         router.get("/metrics") { _, _ in try await self.prometheus() }
         router.get("/openapi.json") { _, _ in Response.json(OpenAPI.document) }
+        router.post("/admin/recover") { request, context in try await self.recover(request, context) }
         return router
     }
 
@@ -321,6 +322,38 @@ public struct DocketAPI: Sendable {
             return o.text
         }
         return Response.json(#"{"bucket":"\#(bucket.rawValue)","buckets":\#(JSONObject.array(items))}"#)
+    }
+
+    func recover(_ request: Request, _ context: DocketContext) async throws -> Response {
+        var dryRun = false
+        var asOf: Date?
+        if request.headers[.contentLength].map({ $0 != "0" }) ?? false || request.headers[.transferEncoding] != nil {
+            guard case .object(let options) = try await body(request, context) else { throw APIError.invalid("body", "must be a JSON object") }
+            if let unknown = options.keys.sorted().first(where: { $0 != "dryRun" && $0 != "asOf" }) { throw APIError.invalid(unknown, "unknown field") }
+            switch options["dryRun"] {
+            case nil, .null?: break
+            case .bool(let b)?: dryRun = b
+            default: throw APIError.invalid("dryRun", "must be a boolean")
+            }
+            switch options["asOf"] {
+            case nil, .null?: break
+            case .string(let s)?:
+                guard let date = Timestamp.parse(s) else { throw APIError.invalid("asOf", "must be an RFC 3339 time") }
+                asOf = date
+            default: throw APIError.invalid("asOf", "must be an RFC 3339 time string")
+            }
+        }
+        let report = try await Recovery(journal: queue.journal, driver: driver, logger: context.logger).run(dryRun: dryRun, asOf: asOf)
+        var byState = JSONObject()
+        for (state, n) in report.restored.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { byState.add(state.rawValue, n) }
+        var o = JSONObject()
+        o.add("dryRun", report.dryRun)
+        o.add("asOf", report.asOf)
+        o.add("candidates", report.candidates)
+        o.add("alreadyInRedis", report.present)
+        o.add("restored", report.restoredTotal)
+        o.add("byState", raw: byState.text)
+        return Response.json(o.text)
     }
 
     func health() async -> Response {

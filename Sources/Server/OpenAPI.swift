@@ -50,6 +50,8 @@ enum OpenAPI {
               responses: [("200", "ok or degraded"), ("503", "Journal unavailable")]),
         .init(method: "GET", path: "/metrics", summary: "Prometheus text (no auth)", body: nil, responses: [("200", "Metrics")]),
         .init(method: "GET", path: "/openapi.json", summary: "This document", body: nil, responses: [("200", "OpenAPI 3.0")]),
+        .init(method: "POST", path: "/admin/recover", summary: "Rebuild Redis from the journal (what was, or would be, restored)", body: "RecoverRequest",
+              responses: [("200", "{dryRun, asOf, candidates, alreadyInRedis, restored, byState}"), ("400", "Invalid request")]),
     ]
 
     static let schemas = #"""
@@ -57,6 +59,7 @@ enum OpenAPI {
     "Duration":{"oneOf":[{"type":"string","example":"30s"},{"type":"integer","description":"milliseconds"}]},
     "EnqueueRequest":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"},"payload":{"description":"any JSON value, at most 512 KiB encoded"},"queue":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,64}$","default":"default"},"priority":{"type":"string","enum":["critical","high","normal","low"],"default":"normal"},"maxAttempts":{"type":"integer","minimum":1,"maximum":100,"default":3},"timeout":{"$ref":"#/components/schemas/Duration"},"delay":{"$ref":"#/components/schemas/Duration"},"runAt":{"type":"string","format":"date-time"},"backoff":{"type":"object","additionalProperties":false,"properties":{"base":{"$ref":"#/components/schemas/Duration"},"max":{"$ref":"#/components/schemas/Duration"}}},"idempotencyKey":{"type":"string","maxLength":256}}},
     "BatchRequest":{"type":"object","additionalProperties":false,"required":["jobs"],"properties":{"jobs":{"type":"array","minItems":1,"maxItems":1000,"items":{"$ref":"#/components/schemas/EnqueueRequest"}}}},
+    "RecoverRequest":{"type":"object","additionalProperties":false,"properties":{"dryRun":{"type":"boolean","default":false},"asOf":{"type":"string","format":"date-time"}}},
     "RequeueFilter":{"type":"object","additionalProperties":false,"properties":{"queue":{"type":"string"},"type":{"type":"string"}}},
     "Job":{"type":"object","properties":{"id":{"type":"string"},"type":{"type":"string"},"queue":{"type":"string"},"state":{"type":"string","enum":["scheduled","pending","active","retrying","completed","dead","cancelled"]},"priority":{"type":"string"},"payload":{},"attempts":{"type":"integer"},"maxAttempts":{"type":"integer"},"timeout":{"type":"string"},"backoff":{"type":"object"},"runAt":{"type":"string","format":"date-time","nullable":true},"idempotencyKey":{"type":"string","nullable":true},"createdAt":{"type":"string","format":"date-time"},"updatedAt":{"type":"string","format":"date-time"},"startedAt":{"type":"string","format":"date-time","nullable":true},"finishedAt":{"type":"string","format":"date-time","nullable":true},"lastError":{"type":"string","nullable":true},"result":{},"progress":{},"source":{"type":"string","enum":["redis","journal"]},"spooled":{"type":"boolean"}}}
     """#

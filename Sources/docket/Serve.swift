@@ -116,6 +116,7 @@ extension Docket {
                 .init(service: SpoolPusher(queue: queue, logger: logger)),
                 .init(service: JournalRetention(journal: journal, retention: retention, logger: logger)),
                 .init(service: QueueScheduler(driver: driver, logger: logger)),
+                .init(service: RecoveryService(recovery: Recovery(journal: journal, driver: driver, logger: logger), logger: logger)),
                 .init(service: app),
             ]
             if workerCount > 0 {

@@ -113,6 +113,8 @@ struct BadInputTests {
         Case(.get, "/stats/history?bucket=1m&since=2000-01-01T00:00:00Z", nil, "bucket"),
         Case(.post, "/dlq/requeue", #"{"queue":5}"#, "queue"),
         Case(.post, "/dlq/requeue", #"{"everything":true}"#, "everything"),
+        Case(.post, "/admin/recover", #"{"dryRun":"yes"}"#, "dryRun"),
+        Case(.post, "/admin/recover", #"{"asOf":"last tuesday"}"#, "asOf"),
     ]
 
     @Test func everyBadRequestIsRejectedAndChangesNothing() async throws {

@@ -15,6 +15,8 @@ public struct RedisKeys: Sendable, Hashable {
     public var queues: RedisKey { RedisKey("\(prefix):queues") }
     /// ZSET worker id → last heartbeat ms.
     public var workers: RedisKey { RedisKey("\(prefix):workers") }
+    /// STRING present while Redis holds this deployment's data; its absence means Redis lost it (recovery).
+    public var marker: RedisKey { RedisKey("\(prefix):marker") }
     /// ZSET journal id → last heartbeat ms (journals that hold back stream trimming).
     public var journals: RedisKey { RedisKey("\(prefix):journals") }
     /// HASH of one worker's registration (host, pid, queues, concurrency, started, heartbeat).
