@@ -137,6 +137,8 @@ public final class RedisClient: Service, Sendable {
                     throw RedisClientError(.shutdown, message: "redis client is shut down")
                 }
                 slot.connected(connection)
+                // Redis is reachable again: other slots need not wait out their backoff.
+                for other in slots where other !== slot { other.resetBackoff() }
                 promise.succeed(connection)
                 logger.debug("Connected to Redis", metadata: ["redis.url": "\(configuration.url)"])
                 return connection
@@ -182,6 +184,14 @@ public final class RedisClient: Service, Sendable {
                     let promise = loop.makePromise(of: RedisConnection.self)
                     state = .connecting(promise.futureResult, failures: failures)
                     return .connect(promise)
+                }
+            }
+        }
+
+        func resetBackoff() {
+            state.withLock { state in
+                if case .disconnected(_, let failures, let error) = state, error != nil {
+                    state = .disconnected(retryAt: .uptimeNanoseconds(0), failures: failures, lastError: error)
                 }
             }
         }
