@@ -20,6 +20,7 @@ public final class JournalIngestor: Service, Sendable {
     let driver: RedisQueueDriver
     let configuration: Configuration
     let logger: Logger
+    private let observers = Mutex<[@Sendable ([JournalEvent]) -> Void]>([])
     private let lagMillis = Atomic<Int64>(0)
     private let ingested = Atomic<Int>(0)
 
@@ -28,6 +29,11 @@ public final class JournalIngestor: Service, Sendable {
         self.driver = driver
         self.configuration = configuration
         self.logger = logger
+    }
+
+    /// Calls `observer` with every batch once it is committed (metrics).
+    public func observe(_ observer: @escaping @Sendable ([JournalEvent]) -> Void) {
+        observers.withLock { $0.append(observer) }
     }
 
     /// Age of the oldest event not yet journaled, as of the last pass (0 when caught up).
@@ -74,7 +80,9 @@ public final class JournalIngestor: Service, Sendable {
                 }
                 continue
             }
-            try await journal.writer.write([.events(events.map { JournalEvent($0, queue: queue) }), .cursor(queue, last.streamID)])
+            let batch = events.map { JournalEvent($0, queue: queue) }
+            try await journal.writer.write([.events(batch), .cursor(queue, last.streamID)])
+            for observer in observers.withLock({ $0 }) { observer(batch) }
             cursors[queue] = last.streamID
             moved += events.count
             if events.count == configuration.batchSize, let first = StreamID(last.streamID) {

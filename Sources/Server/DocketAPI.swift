@@ -21,6 +21,7 @@ public struct DocketAPI: Sendable {
     let ingestor: JournalIngestor?
     let configuration: Configuration
     let metrics = HTTPMetrics()
+    let jobMetrics = EventMetrics()
     var driver: RedisQueueDriver { queue.driver }
     var reader: JournalReader { queue.journal.reader }
 
@@ -29,6 +30,8 @@ public struct DocketAPI: Sendable {
         self.lookup = JobLookup(journal: queue.journal, driver: queue.driver)
         self.ingestor = ingestor
         self.configuration = configuration
+        let jobMetrics = self.jobMetrics
+        ingestor?.observe { jobMetrics.observe($0) }
     }
 
     /// The routes the router serves, as (method, path) — `openapi.json` must describe each one.
@@ -394,6 +397,7 @@ public struct DocketAPI: Sendable {
         lines.append("docket_journal_commits_total \(commits)")
         lines.append("# TYPE docket_journal_commit_seconds_sum counter")
         lines.append("docket_journal_commit_seconds_sum \(Double(commitTime.milliseconds) / 1000)")
+        lines.append(jobMetrics.prometheus())
         lines.append(metrics.prometheus())
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n")))
     }

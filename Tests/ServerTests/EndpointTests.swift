@@ -98,6 +98,9 @@ struct EndpointTests {
             let metrics = try await api.call(.get, "/metrics")
             #expect(metrics.status == 200 && metrics.text.contains(#"docket_queue_jobs{queue="q1",state="pending"} 1"#))
             #expect(metrics.text.contains("docket_http_requests_total{"))
+            try await eventually("job metrics from the ingested stream") {
+                try await api.call(.get, "/metrics").text.contains(#"docket_job_events_total{event="enqueued",queue="q1",type="t"} 1"#)
+            }
             // Every route the API serves is described, and every described route is served.
             let doc = try await api.call(.get, "/openapi.json")
             let paths = try #require(doc.json["paths"] as? [String: [String: Any]])
