@@ -44,8 +44,16 @@ public final class JournalIngestor: Service, Sendable {
     public func run() async throws {
         var cursors = try await journal.reader.cursors()
         var failing = false
+        var staleCheck = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
+                if staleCheck <= .now {
+                    staleCheck = .now + .seconds(60)
+                    for id in try await driver.staleJournals(staleAfter: configuration.staleAfter) where id != journal.id {
+                        logger.warning("A journal has been silent too long and no longer holds back stream trimming; its history will have gaps",
+                                       metadata: ["journal.id": "\(id)"])
+                    }
+                }
                 let moved = try await pass(&cursors)
                 if failing { logger.info("Journal ingestion reached Redis again") }
                 failing = false

@@ -397,6 +397,14 @@ public struct DocketAPI: Sendable {
         lines.append("docket_journal_commits_total \(commits)")
         lines.append("# TYPE docket_journal_commit_seconds_sum counter")
         lines.append("docket_journal_commit_seconds_sum \(Double(commitTime.milliseconds) / 1000)")
+        if let size = try? await reader.size() {
+            lines.append("# TYPE docket_journal_bytes gauge")
+            lines.append("docket_journal_bytes \(size.bytes)")
+            lines.append("# TYPE docket_journal_jobs gauge")
+            lines.append("docket_journal_jobs \(size.jobs)")
+            lines.append("# TYPE docket_journal_events gauge")
+            lines.append("docket_journal_events \(size.events)")
+        }
         lines.append(jobMetrics.prometheus())
         lines.append(metrics.prometheus())
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n")))
