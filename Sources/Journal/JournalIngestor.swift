@@ -73,6 +73,7 @@ public final class JournalIngestor: Service, Sendable {
     public func pass(_ cursors: inout [QueueName: String]) async throws -> Int {
         var moved = 0
         var oldestPending: Int64?
+        try await driver.journalHeartbeat(journalID: journal.id)
         // Queues Redis lists, plus any this journal has drained before (Redis may have lost its list).
         let queues = Set(try await driver.queues()).union(cursors.keys).sorted { $0.rawValue < $1.rawValue }
         for queue in queues {

@@ -68,9 +68,11 @@ public struct JournalReader: Sendable {
     }
 
     /// Jobs accepted while Redis was unreachable, oldest first.
-    public func spooled(limit: Int) async throws -> [Job] {
-        try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM job WHERE spooled = 1 ORDER BY createdAt, id LIMIT ?", arguments: [limit]).compactMap(Self.job(from:))
+    public func spooled(limit: Int, olderThan age: Duration = .zero) async throws -> [Job] {
+        let cutoff = Date().millis - age.milliseconds
+        return try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job WHERE spooled = 1 AND createdAt <= ? ORDER BY createdAt, id LIMIT ?",
+                             arguments: [cutoff, limit]).compactMap(Self.job(from:))
         }
     }
 

@@ -37,8 +37,10 @@ public struct JournaledQueue: Sendable {
         let results: [EnqueueResult]
         do {
             results = try await driver.enqueue(jobs, actor: actor)
-        } catch let error as RedisClientError where error.isConnectionError {
-            logger.warning("Redis unreachable; jobs spooled in the journal", metadata: ["jobs.count": "\(jobs.count)", "error": "\(error)"])
+        } catch let error as RedisClientError {
+            // Unreachable, or refusing writes (LOADING, OOM…): the jobs are durable in the journal and the
+            // spool delivers them, so the answer is "accepted", never an error that invites a retry.
+            logger.warning("Redis unavailable; jobs spooled in the journal", metadata: ["jobs.count": "\(jobs.count)", "error": "\(error)"])
             return jobs.map { .spooled($0) }
         }
         return try await settle(jobs, results)
@@ -55,8 +57,18 @@ public struct JournaledQueue: Sendable {
                 delivered.append(job.id)
                 outcomes.append(.created(stored))
             case .existing(let other):
-                if other.id == job.id { delivered.append(job.id) } else { discards.append(.discard(job.id)) }
-                outcomes.append(.existing(other))
+                if other.id == job.id {
+                    // Our own id was already there (the spool got it there first): it is this job, created.
+                    delivered.append(job.id)
+                    outcomes.append(.created(other))
+                } else {
+                    discards.append(.discard(job.id))
+                    outcomes.append(.existing(other))
+                }
+            case .expired(let id):
+                // The key's job has left Redis; the journal still knows it.
+                discards.append(.discard(job.id))
+                outcomes.append(.existing(try await journal.reader.job(id) ?? job))
             }
         }
         if !discards.isEmpty { try await journal.writer.write(discards) }
@@ -70,11 +82,14 @@ public struct JournaledQueue: Sendable {
 public struct SpoolPusher: Service {
     let queue: JournaledQueue
     let interval: Duration
+    /// Younger spooled jobs are most likely being enqueued by the API right now: left to it.
+    let minAge: Duration
     let logger: Logger
 
-    public init(queue: JournaledQueue, interval: Duration = .milliseconds(250), logger: Logger) {
+    public init(queue: JournaledQueue, interval: Duration = .milliseconds(250), minAge: Duration = .seconds(5), logger: Logger) {
         self.queue = queue
         self.interval = interval
+        self.minAge = minAge
         self.logger = logger
     }
 
@@ -88,7 +103,7 @@ public struct SpoolPusher: Service {
     /// Pushes up to one batch of spooled jobs; returns how many reached Redis.
     @discardableResult
     public func pushOnce(batch: Int = 500) async throws -> Int {
-        let jobs = try await queue.journal.reader.spooled(limit: batch)
+        let jobs = try await queue.journal.reader.spooled(limit: batch, olderThan: minAge)
         if jobs.isEmpty { return 0 }
         let results = try await queue.driver.enqueue(jobs, actor: nil)
         let outcomes = try await queue.settle(jobs, results)

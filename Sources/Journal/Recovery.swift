@@ -43,7 +43,9 @@ public struct Recovery: Sendable {
             report.candidates += batch.count
             if dryRun {
                 for (job, exists) in zip(batch, try await driver.exists(batch)) {
-                    if exists { report.present += 1 } else { report.restored[job.state == .active ? .pending : job.state, default: 0] += 1 }
+                    guard !exists else { report.present += 1; continue }
+                    let state: JobState = job.state != .active ? job.state : job.attempts >= job.maxAttempts ? .dead : .pending
+                    report.restored[state, default: 0] += 1
                 }
             } else {
                 for state in try await driver.restore(batch) {
@@ -66,7 +68,7 @@ public struct Recovery: Sendable {
         let sql: String
         if let asOf {
             sql = """
-                SELECT j.*, e.state AS stateAt, e.attempt AS attemptAt, e.seq AS seqAt FROM job j
+                SELECT j.*, e.state AS stateAt, e.attempt AS attemptAt FROM job j
                 JOIN journalEvent e ON e.jobId = j.id
                   AND e.seq = (SELECT MAX(seq) FROM journalEvent WHERE jobId = j.id AND at <= ?)
                 WHERE j.createdAt <= ? AND j.spooled = 0 AND e.state IN (\(states)) \(keyset)
@@ -85,8 +87,7 @@ public struct Recovery: Sendable {
                 if pointInTime {
                     guard let state = JobState(rawValue: row["stateAt"]) else { return nil }
                     job.state = state
-                    job.attempts = row["attemptAt"]
-                    job.seq = row["seqAt"]
+                    job.attempts = row["attemptAt"]  // seq stays the journal's latest, so new events follow it
                 }
                 return job
             }

@@ -42,9 +42,20 @@ public enum EnqueueResult: Sendable, Hashable {
     case created(Job)
     /// Nothing was created: the idempotency key (or the id) was already taken by this job.
     case existing(Job)
-    public var job: Job {
+    /// Nothing was created: the idempotency key names this job, whose Redis data has already expired
+    /// (look it up in the journal).
+    case expired(JobID)
+    /// The job, unless only its id is known (`expired`).
+    public var job: Job! {
         switch self {
         case .created(let job), .existing(let job): return job
+        case .expired: return nil
+        }
+    }
+    public var id: JobID {
+        switch self {
+        case .created(let job), .existing(let job): return job.id
+        case .expired(let id): return id
         }
     }
     public var isCreated: Bool { if case .created = self { true } else { false } }

@@ -23,17 +23,21 @@ extension RedisQueueDriver {
         }
         var entries = [(ms: Int64, id: JobID, queue: QueueName)]()
         for queue in queues {
-            let max = bound.map { "\($0.0)" } ?? "+inf"
-            let reply = try await redis.send(RedisCommand("ZRANGE", [
-                RESPArgument(keys.queue(queue).dead), RESPArgument(max), "-inf", "BYSCORE", "REV", "WITHSCORES", "LIMIT", "0",
-                RESPArgument(limit + 100),
-            ]))
-            let items = reply.array ?? []
-            for i in stride(from: 0, to: items.count - 1, by: 2) {
-                guard let id = items[i].string.flatMap(JobID.init(rawValue:)), let ms = items[i + 1].string.flatMap(Double.init) else { continue }
-                let entry = (ms: Int64(ms), id: id, queue: queue)
-                if let bound, !(entry.ms < bound.0 || (entry.ms == bound.0 && entry.id.rawValue < bound.1)) { continue }
-                entries.append(entry)
+            let key = RESPArgument(keys.queue(queue).dead)
+            // Everything strictly older than the cursor's time, plus, at exactly that time, the ids after it
+            // (one reap can kill many jobs in the same millisecond).
+            var commands = [RedisCommand("ZRANGE", [
+                key, RESPArgument(bound.map { "(\($0.0)" } ?? "+inf"), "-inf", "BYSCORE", "REV", "WITHSCORES", "LIMIT", "0", RESPArgument(limit + 1),
+            ])]
+            if let bound { commands.append(RedisCommand("ZRANGE", [key, RESPArgument(bound.0), RESPArgument(bound.0), "BYSCORE", "WITHSCORES"])) }
+            for reply in try await redis.pipeline(commands) {
+                let items = reply.array ?? []
+                for i in stride(from: 0, to: items.count - 1, by: 2) {
+                    guard let id = items[i].string.flatMap(JobID.init(rawValue:)), let ms = items[i + 1].string.flatMap(Double.init) else { continue }
+                    let entry = (ms: Int64(ms), id: id, queue: queue)
+                    if let bound, entry.ms == bound.0, entry.id.rawValue >= bound.1 { continue }
+                    entries.append(entry)
+                }
             }
         }
         entries.sort { ($0.ms, $0.id.rawValue) > ($1.ms, $1.id.rawValue) }

@@ -27,6 +27,11 @@ extension RedisQueueDriver {
         return Int(trimmed.int ?? 0)
     }
 
+    /// Marks journal `journalID` alive (done every pass, so an idle journal never looks stale).
+    public func journalHeartbeat(journalID: String) async throws {
+        _ = try await redis.send(RedisCommand("ZADD", [RESPArgument(keys.journals), RESPArgument(Date().millis), RESPArgument(journalID)]))
+    }
+
     /// Journals that hold back trimming but have been silent longer than `staleAfter`.
     public func staleJournals(staleAfter: Duration) async throws -> [String] {
         let cutoff = Date().millis - staleAfter.milliseconds

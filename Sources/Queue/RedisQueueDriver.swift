@@ -75,10 +75,11 @@ public final class RedisQueueDriver: QueueDriver {
                 results.append(.created(stored))
             } else {
                 // The idempotency key's job (or the same id) already exists: answer with it.
-                guard let existing = try await self.job(id, queue: job.queue) else {
-                    throw QueueError(.notFound, jobID: id, message: "idempotent job vanished")
+                if let existing = try await self.job(id, queue: job.queue) {
+                    results.append(.existing(existing))
+                } else {
+                    results.append(.expired(id))
                 }
-                results.append(.existing(existing))
             }
         }
         return results

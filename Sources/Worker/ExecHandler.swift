@@ -44,7 +44,9 @@ public struct ExecHandler: Sendable {
         } catch {
             // Timeout or shutdown: nothing the command started may outlive the attempt.
             child.signal(SIGKILL, group: true)
-            _ = child.exitStatus()
+            // Escape hatch: this task is cancelled, so reaping (a few ms after SIGKILL) runs in a task of
+            // its own; otherwise the child would stay a zombie.
+            Task { _ = try? await child.exit() }
             throw error
         }
         // The shell may have left background children in the group: end them with the attempt.

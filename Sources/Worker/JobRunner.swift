@@ -36,7 +36,10 @@ struct JobRunner: Sendable {
         } else {
             outcome = .failed("no handler for type \"\(claimed.job.type)\"")
         }
-        await record(outcome, lease: box.current, logger: logger)
+        // Escape hatch (as in swift-jobs): the outcome write runs in a task of its own so that shutdown's
+        // cancellation cannot cut its retries short while Redis is briefly unreachable.
+        let lease = box.current
+        await Task { await record(outcome, lease: lease, logger: logger) }.value
     }
 
     private func race(_ handler: @escaping JobHandler, context: JobContext, box: LeaseBox) async -> Outcome {

@@ -47,7 +47,7 @@ struct WorkCommandTests {
             let job = try await t.driver.enqueue(
                 Job(type: "docket.sleep", payload: #"{"ms":1500}"#, maxAttempts: 3, backoff: Backoff(base: .milliseconds(50), max: .milliseconds(50))),
                 actor: nil
-            ).job
+            ).job!
             try await state(t, job.id, is: .active)
             a.signal(SIGKILL)
             #expect(try await a.wait() == 128 + SIGKILL)
@@ -67,7 +67,7 @@ struct WorkCommandTests {
         try await withTestQueue { t in
             let a = try worker(t, ["--shutdown-grace", "10s"])
             defer { a.cleanup() }
-            let job = try await t.driver.enqueue(Job(type: "docket.sleep", payload: #"{"ms":700}"#), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "docket.sleep", payload: #"{"ms":700}"#), actor: nil).job!
             try await state(t, job.id, is: .active)
             a.signal(SIGTERM)
             #expect(try await a.wait() == 0, "clean exit: \(a.stderr)")
@@ -81,7 +81,7 @@ struct WorkCommandTests {
         try await withTestQueue { t in
             let a = try worker(t, ["--shutdown-grace", "300ms"])
             defer { a.cleanup() }
-            let job = try await t.driver.enqueue(Job(type: "docket.sleep", payload: #"{"ms":2500}"#), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "docket.sleep", payload: #"{"ms":2500}"#), actor: nil).job!
             try await state(t, job.id, is: .active)
             let stop = ContinuousClock.now
             a.signal(SIGTERM)
@@ -106,7 +106,7 @@ struct WorkCommandTests {
         try await withTestQueue { t in
             let a = try worker(t, ["--handler", #"upper=tr a-z A-Z"#, "--concurrency", "2"])
             defer { a.cleanup() }
-            let job = try await t.driver.enqueue(Job(type: "upper", payload: #"{"word":"docket"}"#), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "upper", payload: #"{"word":"docket"}"#), actor: nil).job!
             try await state(t, job.id, is: .completed)
             #expect(try await t.driver.job(job.id)?.result == #"{"WORD":"DOCKET"}"#)
             a.signal(SIGTERM)

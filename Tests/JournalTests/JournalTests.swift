@@ -39,8 +39,8 @@ struct JournalTests {
             try await withTemporaryJournal { j in
                 let ing = ingestor(j, t)
                 // A full life: enqueue, fail, retry, progress, complete; a second job cancelled then requeued.
-                let a = try await t.driver.enqueue(Job(type: "t", payload: #"{"x":1}"#, backoff: Backoff(base: .milliseconds(1), max: .milliseconds(1))), actor: "req-9").job
-                let b = try await t.driver.enqueue(Job(type: "u", runAt: Date().addingTimeInterval(60)), actor: nil).job
+                let a = try await t.driver.enqueue(Job(type: "t", payload: #"{"x":1}"#, backoff: Backoff(base: .milliseconds(1), max: .milliseconds(1))), actor: "req-9").job!
+                let b = try await t.driver.enqueue(Job(type: "u", runAt: Date().addingTimeInterval(60)), actor: nil).job!
                 var lease = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
                 _ = try await t.driver.fail(lease, error: "boom")
                 _ = try await t.driver.runScheduler(now: Date().addingTimeInterval(1))
@@ -96,11 +96,11 @@ struct JournalTests {
                     // Redis loses everything; events written after it still arrive, and a cursor ahead of the
                     // stream is detected and reset.
                     _ = try await t.redis.send("FLUSHALL")
-                    let late = try await t.sibling().enqueue(Job(type: "t", queue: "other"), actor: nil).job
+                    let late = try await t.sibling().enqueue(Job(type: "t", queue: "other"), actor: nil).job!
                     try await eventually("the job enqueued after FLUSHALL") { try await j.reader.job(late.id) != nil }
                 }
                 try await j.writer.write([.cursor(.default, "99999999999999-0")])
-                let after = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+                let after = try await t.driver.enqueue(Job(type: "t"), actor: nil).job!
                 try await withRunningServices([ingestor(j, t)]) {
                     try await eventually("the stream to be re-read") { try await j.reader.job(after.id) != nil }
                 }
@@ -192,7 +192,7 @@ struct JournalTests {
         try await withTestQueue(server: server) { t in
             try await withTemporaryJournal { j in
                 let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
-                let pusher = SpoolPusher(queue: queue, logger: TestQueue.logger)
+                let pusher = SpoolPusher(queue: queue, minAge: .zero, logger: TestQueue.logger)
                 _ = try await queue.enqueue([Job(type: "t")], actor: nil)  // registers the queue
                 server.kill()
                 var spooled = [JobID]()
@@ -225,6 +225,23 @@ struct JournalTests {
                 guard case .existing(let job) = second else { Issue.record("expected existing"); return }
                 #expect(job.id == first.job.id)
                 #expect(try await j.reader.size().jobs == 1)
+            }
+        }
+    }
+
+    @Test func idempotencyKeyOutlivesTheRedisCopyOfItsJob() async throws {
+        try await withTestQueue(configure: { $0.completedTTL = .milliseconds(100) }) { t in
+            try await withTemporaryJournal { j in
+                let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                let first = try await queue.enqueue([Job(type: "t", idempotencyKey: "pay-9")], actor: nil)[0].job
+                let lease = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
+                try await t.driver.complete(lease, result: nil)
+                try await eventually("the Redis hash to expire") { try await t.driver.job(first.id) == nil }
+                let again = try await queue.enqueue([Job(type: "t", idempotencyKey: "pay-9")], actor: nil)[0]
+                guard case .existing(let job) = again else { Issue.record("expected existing, got \(again)"); return }
+                #expect(job.id == first.id)
+                #expect(try await j.reader.size().jobs == 1, "the turned-away job leaves nothing in the journal")
+                #expect(try await j.reader.spooled(limit: 10).isEmpty)
             }
         }
     }

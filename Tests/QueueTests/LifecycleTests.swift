@@ -80,7 +80,7 @@ struct LifecycleTests {
 
     @Test func claimLeasesTheJobAndCompleteFinishesIt() async throws {
         try await withTestQueue(configure: { $0.completedTTL = .seconds(60) }) { t in
-            let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job!
             let lease = try #require(try await claim(t, lease: .seconds(10)))
             #expect(lease.job.id == job.id && lease.attempt == 1 && lease.job.state == .active)
             #expect(lease.job.worker == worker && lease.job.startedAt != nil)
@@ -122,7 +122,7 @@ struct LifecycleTests {
     @Test func delayedJobsArePromotedOnlyWhenDue() async throws {
         try await withTestQueue { t in
             let runAt = Date().addingTimeInterval(3600)
-            let job = try await t.driver.enqueue(Job(type: "t", runAt: runAt), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "t", runAt: runAt), actor: nil).job!
             #expect(job.state == .scheduled)
             #expect(try await t.driver.job(job.id)?.state == .scheduled)
             #expect(try await claim(t) == nil)
@@ -138,7 +138,7 @@ struct LifecycleTests {
     @Test func failingRetriesWithBackoffThenGoesDead() async throws {
         try await withTestQueue(configure: { $0.deadTTL = .seconds(100) }) { t in
             let backoff = Backoff(base: .milliseconds(1000), max: .milliseconds(3000))
-            let job = try await t.driver.enqueue(Job(type: "t", maxAttempts: 3, backoff: backoff), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "t", maxAttempts: 3, backoff: backoff), actor: nil).job!
             var clock = Date()
             for attempt in 1...3 {
                 let lease = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
@@ -186,7 +186,7 @@ struct LifecycleTests {
 
     @Test func expiredLeasesCountAsFailedAttempts() async throws {
         try await withTestQueue { t in
-            let job = try await t.driver.enqueue(Job(type: "t", maxAttempts: 2, backoff: Backoff(base: .milliseconds(10), max: .milliseconds(10))), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "t", maxAttempts: 2, backoff: Backoff(base: .milliseconds(10), max: .milliseconds(10))), actor: nil).job!
             let lease = try #require(try await claim(t, lease: .seconds(5)))
             #expect(try await t.driver.runScheduler(now: Date()).reaped == 0)
             #expect(try await t.driver.runScheduler(now: Date().addingTimeInterval(6)).reaped == 1)
@@ -208,7 +208,7 @@ struct LifecycleTests {
 
     @Test func releaseGivesTheJobBackWithoutAnAttempt() async throws {
         try await withTestQueue { t in
-            let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job!
             let lease = try #require(try await claim(t))
             try await t.driver.release(lease)
             let stored = try #require(try await t.driver.job(job.id))
@@ -222,9 +222,9 @@ struct LifecycleTests {
 
     @Test func cancelOnlyWaitingJobs() async throws {
         try await withTestQueue { t in
-            let pending = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
-            let scheduled = try await t.driver.enqueue(Job(type: "t", runAt: Date().addingTimeInterval(60)), actor: nil).job
-            let active = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+            let pending = try await t.driver.enqueue(Job(type: "t"), actor: nil).job!
+            let scheduled = try await t.driver.enqueue(Job(type: "t", runAt: Date().addingTimeInterval(60)), actor: nil).job!
+            let active = try await t.driver.enqueue(Job(type: "t"), actor: nil).job!
 
             let c1 = try await t.driver.cancel(pending.id, queue: nil, actor: "ops")
             #expect(c1.state == .cancelled && c1.finishedAt != nil)
@@ -258,7 +258,7 @@ struct LifecycleTests {
 
     @Test func requeueBringsDeadAndCancelledJobsBack() async throws {
         try await withTestQueue { t in
-            let doomed = try await t.driver.enqueue(Job(type: "t", maxAttempts: 1), actor: nil).job
+            let doomed = try await t.driver.enqueue(Job(type: "t", maxAttempts: 1), actor: nil).job!
             let lease = try #require(try await claim(t))
             #expect(try await t.driver.fail(lease, error: "x") == .dead)
             let requeued = try await t.driver.requeue(doomed.id, queue: nil, actor: "ops")
@@ -277,6 +277,23 @@ struct LifecycleTests {
             #expect(try await claim(t)?.attempt == 1)
             try await expectEvents(t, doomed.id, ["enqueued", "started", "failed", "dead", "requeued", "cancelled", "requeued", "started"])
             await #expect(throws: QueueError.self) { _ = try await t.driver.requeue(JobID.make(), queue: nil, actor: nil) }
+        }
+    }
+
+    @Test func deadLetterPagesWalkJobsThatDiedInTheSameMillisecond() async throws {
+        try await withTestQueue { t in
+            let jobs = (0..<7).map { _ in Job(type: "t", maxAttempts: 1) }
+            _ = try await t.driver.enqueue(jobs, actor: nil)
+            _ = try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(1), wait: .zero, max: 7)
+            #expect(try await t.driver.runScheduler(now: Date().addingTimeInterval(5)).reaped == 7)  // one reap, one timestamp
+            var seen = [JobID]()
+            var cursor: String?
+            repeat {
+                let page = try await t.driver.deadJobs(queue: nil, limit: 2, after: cursor)
+                seen += page.jobs.map(\.id)
+                cursor = page.next
+            } while cursor != nil && seen.count < 20
+            #expect(Set(seen) == Set(jobs.map(\.id)) && seen.count == 7)
         }
     }
 
@@ -301,7 +318,7 @@ struct LifecycleTests {
             try await eventually("the claimer to block") {
                 (try await t.redis.send("CLIENT", "LIST").string ?? "").contains("cmd=blpop")
             }
-            let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job!
             let lease = try await claimed
             #expect(lease?.job.id == job.id)
         }
@@ -316,8 +333,8 @@ struct LifecycleTests {
 
     @Test func jobsAreLookedUpAcrossQueues() async throws {
         try await withTestQueue { t in
-            let a = try await t.driver.enqueue(Job(type: "t", queue: "emails"), actor: nil).job
-            let b = try await t.driver.enqueue(Job(type: "t", queue: "reports"), actor: nil).job
+            let a = try await t.driver.enqueue(Job(type: "t", queue: "emails"), actor: nil).job!
+            let b = try await t.driver.enqueue(Job(type: "t", queue: "reports"), actor: nil).job!
             #expect(try await t.driver.job(a.id)?.queue == "emails")
             #expect(try await t.driver.job(b.id, queue: "reports")?.id == b.id)
             #expect(try await t.driver.job(b.id, queue: "emails") == nil)

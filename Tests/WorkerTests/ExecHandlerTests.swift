@@ -32,9 +32,9 @@ struct ExecHandlerTests {
         try await withTestQueue { t in
             let script = #"read -r body; printf '{"got":%s,"id":"%s","type":"%s","attempt":%s}' "$body" "$DOCKET_JOB_ID" "$DOCKET_JOB_TYPE" "$DOCKET_ATTEMPT""#
             try await run(t, ["sh.json": script, "sh.text": "echo plain text; echo more", "sh.silent": "true"]) {
-                let json = try await t.driver.enqueue(Job(type: "sh.json", payload: #"{"n":5}"#), actor: nil).job
-                let text = try await t.driver.enqueue(Job(type: "sh.text"), actor: nil).job
-                let silent = try await t.driver.enqueue(Job(type: "sh.silent"), actor: nil).job
+                let json = try await t.driver.enqueue(Job(type: "sh.json", payload: #"{"n":5}"#), actor: nil).job!
+                let text = try await t.driver.enqueue(Job(type: "sh.text"), actor: nil).job!
+                let silent = try await t.driver.enqueue(Job(type: "sh.silent"), actor: nil).job!
                 let a = try await finished(t, json.id)
                 #expect(a.state == .completed)
                 #expect(a.result == #"{"got":{"n":5},"id":"\#(json.id)","type":"sh.json","attempt":1}"#)
@@ -49,7 +49,7 @@ struct ExecHandlerTests {
         try await withTestQueue { t in
             let command = "i=0; while [ $i -lt 2000 ]; do echo noise $i >&2; i=$((i+1)); done; echo 'final: disk full' >&2; exit 3"
             try await run(t, ["sh.fail": command]) {
-                let job = try await t.driver.enqueue(Job(type: "sh.fail", maxAttempts: 1), actor: nil).job
+                let job = try await t.driver.enqueue(Job(type: "sh.fail", maxAttempts: 1), actor: nil).job!
                 let dead = try await finished(t, job.id)
                 #expect(dead.state == .dead)
                 let error = try #require(dead.lastError)
@@ -66,7 +66,7 @@ struct ExecHandlerTests {
             defer { try? FileManager.default.removeItem(atPath: pidFile) }
             // A grandchild in the background: it must die with the attempt.
             try await run(t, ["sh.hang": "sleep 300 & echo $! > \(pidFile); wait"]) {
-                let job = try await t.driver.enqueue(Job(type: "sh.hang", maxAttempts: 1, timeout: .milliseconds(500)), actor: nil).job
+                let job = try await t.driver.enqueue(Job(type: "sh.hang", maxAttempts: 1, timeout: .milliseconds(500)), actor: nil).job!
                 let dead = try await finished(t, job.id)
                 #expect(dead.lastError == "timed out after 500ms")
                 let pid = try #require(Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))

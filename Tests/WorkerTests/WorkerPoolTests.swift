@@ -41,9 +41,9 @@ struct WorkerPoolTests {
         try await withTestQueue { t in
             let p = pool(t) { $0.register("greet", payload: [String: String].self) { payload, _ in ["hello": payload["name"] ?? "?"] } }
             try await withRunningServices([p]) {
-                let echo = try await t.driver.enqueue(Job(type: "docket.echo", payload: #"{"a":[1,2,3]}"#), actor: nil).job
-                let greet = try await t.driver.enqueue(Job(type: "greet", payload: #"{"name":"ada"}"#), actor: nil).job
-                let noop = try await t.driver.enqueue(Job(type: "docket.noop"), actor: nil).job
+                let echo = try await t.driver.enqueue(Job(type: "docket.echo", payload: #"{"a":[1,2,3]}"#), actor: nil).job!
+                let greet = try await t.driver.enqueue(Job(type: "greet", payload: #"{"name":"ada"}"#), actor: nil).job!
+                let noop = try await t.driver.enqueue(Job(type: "docket.noop"), actor: nil).job!
                 let e = try await finished(t, echo.id)
                 #expect(e.state == .completed && e.result == #"{"a":[1,2,3]}"# && e.attempts == 1)
                 #expect(try await finished(t, greet.id).result == #"{"hello":"ada"}"#)
@@ -58,7 +58,7 @@ struct WorkerPoolTests {
             try await withRunningServices([scheduler(t), pool(t)]) {
                 let job = try await t.driver.enqueue(
                     Job(type: "docket.fail", payload: #"{"times":2}"#, maxAttempts: 3, backoff: Self.fastRetry), actor: nil
-                ).job
+                ).job!
                 let done = try await finished(t, job.id)
                 #expect(done.state == .completed && done.attempts == 3)
                 #expect(done.result == #"{"succeededOnAttempt":3}"#)
@@ -72,7 +72,7 @@ struct WorkerPoolTests {
     @Test func alwaysFailingGoesDeadWithTheLastError() async throws {
         try await withTestQueue { t in
             try await withRunningServices([scheduler(t), pool(t)]) {
-                let job = try await t.driver.enqueue(Job(type: "docket.fail", maxAttempts: 2, backoff: Self.fastRetry), actor: nil).job
+                let job = try await t.driver.enqueue(Job(type: "docket.fail", maxAttempts: 2, backoff: Self.fastRetry), actor: nil).job!
                 let dead = try await finished(t, job.id)
                 #expect(dead.state == .dead && dead.attempts == 2)
                 #expect(dead.lastError == "docket.fail: attempt 2 failed on purpose")
@@ -86,7 +86,7 @@ struct WorkerPoolTests {
             try await withRunningServices([scheduler(t), pool(t)]) {
                 let job = try await t.driver.enqueue(
                     Job(type: "docket.sleep", payload: #"{"ms":60000}"#, maxAttempts: 1, timeout: .milliseconds(150)), actor: nil
-                ).job
+                ).job!
                 let dead = try await finished(t, job.id)
                 #expect(dead.state == .dead && dead.lastError == "timed out after 150ms")
             }
@@ -95,7 +95,7 @@ struct WorkerPoolTests {
 
     @Test func unknownTypeFailsIntoTheDeadLetterQueue() async throws {
         try await withTestQueue { t in
-            let job = try await t.driver.enqueue(Job(type: "nobody.home", maxAttempts: 2, backoff: Self.fastRetry), actor: nil).job
+            let job = try await t.driver.enqueue(Job(type: "nobody.home", maxAttempts: 2, backoff: Self.fastRetry), actor: nil).job!
             try await withRunningServices([scheduler(t), pool(t)]) {
                 let dead = try await finished(t, job.id)
                 #expect(dead.state == .dead && dead.attempts == 2)
@@ -147,7 +147,7 @@ struct WorkerPoolTests {
                 }
             }
             try await withRunningServices([scheduler(t), p]) {
-                let job = try await t.driver.enqueue(Job(type: "long"), actor: nil).job
+                let job = try await t.driver.enqueue(Job(type: "long"), actor: nil).job!
                 var first: Job?
                 try await eventually("progress to show") {
                     first = try await t.driver.job(job.id)

@@ -11,13 +11,23 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local now = tonumber(ARGV[18])
 local state = ARGV[10]
 -- A lease died with Redis: an active job goes back to pending with its attempt count as it was.
-if state == 'active' then state = 'pending' end
+-- If that was its last attempt, it is dead, as a lost lease would have made it.
+local lastError = ARGV[16]
+if state == 'active' then
+  if tonumber(ARGV[11]) >= tonumber(ARGV[6]) then
+    state = 'dead'
+    lastError = 'lease expired'
+    ARGV[20] = ARGV[18]
+  else
+    state = 'pending'
+  end
+end
 local runAt = tonumber(ARGV[15])
 if (state == 'scheduled' or state == 'retrying') and runAt == 0 then state = 'pending' end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', ARGV[2], 'queue', ARGV[3], 'payload', ARGV[4], 'priority', ARGV[5],
   'maxAttempts', ARGV[6], 'timeout', ARGV[7], 'backoffBase', ARGV[8], 'backoffMax', ARGV[9], 'state', state,
   'attempts', ARGV[11], 'createdAt', ARGV[14], 'updatedAt', now, 'seq', ARGV[17])
-if ARGV[16] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[16]) end
+if lastError ~= '' then redis.call('HSET', KEYS[1], 'lastError', lastError) end
 if ARGV[12] ~= '' then
   redis.call('HSET', KEYS[1], 'idempotencyKey', ARGV[12])
   local ttl = tonumber(ARGV[13]) - (now - tonumber(ARGV[14]))
