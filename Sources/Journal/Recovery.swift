@@ -95,8 +95,9 @@ public struct Recovery: Sendable {
     }
 }
 
-/// Notices when Redis has lost this deployment's data (its marker key is gone: FLUSHALL, or a restart
-/// without persistence) and rebuilds it from the journal. Checks at start and every `interval`.
+/// Notices when Redis may have lost this deployment's data (its marker key is gone after FLUSHALL or a
+/// restart without persistence, or names another Redis process after any restart, e.g. from an older
+/// snapshot) and rebuilds what is missing from the journal. Checks at start and every `interval`.
 public struct RecoveryService: Service {
     let recovery: Recovery
     let interval: Duration
@@ -114,7 +115,7 @@ public struct RecoveryService: Service {
                 if try await !recovery.driver.hasMarker() {
                     let jobs = try await recovery.journal.reader.size().jobs
                     if jobs > 0 {
-                        logger.warning("Redis holds no Docket data but the journal does: rebuilding Redis from the journal")
+                        logger.warning("Redis is new, restarted or emptied: restoring from the journal whatever it lacks")
                         _ = try await recovery.run(dryRun: false)
                     }
                     try await recovery.driver.setMarker()

@@ -28,14 +28,24 @@ extension RedisQueueDriver {
         return try await redis.evalScripts(calls).map { try $0.get().string.flatMap(JobState.init(rawValue:)) }
     }
 
-    /// Whether Redis holds this deployment's data: false after FLUSHALL or a restart without persistence.
+    /// Whether this Redis process is known to hold this deployment's data: false after FLUSHALL, a
+    /// restart without persistence, or any restart at all (the marker holds the `run_id` of the Redis
+    /// process that last was checked, so a Redis restored from an older snapshot is noticed too).
     public func hasMarker() async throws -> Bool {
-        try await redis.send(RedisCommand("EXISTS", [RESPArgument(keys.marker)])).int == 1
+        let replies = try await redis.pipeline([RedisCommand("GET", [RESPArgument(keys.marker)]), RedisCommand("INFO", ["server"])])
+        guard let marker = replies[0].string else { return false }
+        return marker == Self.runID(replies[1])
     }
 
-    /// Marks Redis as holding this deployment's data (set once recovery has run or found nothing to do).
+    /// Marks this Redis process as holding this deployment's data (after recovery ran or had nothing to do).
     public func setMarker() async throws {
-        _ = try await redis.send(RedisCommand("SET", [RESPArgument(keys.marker), RESPArgument(Date().millis), "NX"]))
+        let info = try await redis.send(RedisCommand("INFO", ["server"]))
+        _ = try await redis.send(RedisCommand("SET", [RESPArgument(keys.marker), RESPArgument(Self.runID(info))]))
+    }
+
+    private static func runID(_ info: RESPValue) -> String {
+        let text = info.string ?? ""
+        return text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }.map { String($0.dropFirst(7)) } ?? "unknown"
     }
 }
 

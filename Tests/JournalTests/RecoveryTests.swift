@@ -78,6 +78,32 @@ struct RecoveryTests {
     }
 }
 
+extension RecoveryTests {
+    @Test func aRestartedRedisMissingJobsIsRepaired() async throws {
+        let server = try RedisServer.start(appendOnly: true)
+        defer { server.remove() }
+        try await withTestQueue(server: server) { t in
+            try await withTemporaryJournal { j in
+                let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                let jobs = try await queue.enqueue([Job(type: "a"), Job(type: "b")], actor: nil).map(\.job)
+                let service = RecoveryService(recovery: Recovery(journal: j, driver: t.driver, logger: TestQueue.logger), interval: .milliseconds(50), logger: TestQueue.logger)
+                try await withRunningServices([service]) {
+                    try await eventually("the marker") { try await t.driver.hasMarker() }
+                    // Redis comes back from older data: it still has the marker, but not job a.
+                    let q = t.keys.queue(.default)
+                    _ = try await t.redis.pipeline([
+                        RedisCommand("DEL", [RESPArgument(q.job(jobs[0].id))]), RedisCommand("ZREM", [RESPArgument(q.pending), RESPArgument(jobs[0].id.rawValue)]),
+                    ])
+                    server.stop()
+                    try server.restart()
+                    try await eventually("job a to be restored") { (try? await t.driver.job(jobs[0].id, queue: .default))?.state == .pending }
+                    #expect(try await t.driver.counts(.default).pending == 2, "job b was kept, not duplicated")
+                }
+            }
+        }
+    }
+}
+
 extension Array {
     func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
         var out = [T]()
