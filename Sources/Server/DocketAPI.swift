@@ -40,7 +40,7 @@ public struct DocketAPI: Sendable {
         ("GET", "/jobs"), ("DELETE", "/jobs/{id}"), ("POST", "/jobs/{id}/retry"), ("GET", "/dlq"), ("POST", "/dlq/{id}/requeue"),
         ("POST", "/dlq/requeue"), ("DELETE", "/dlq/{id}"), ("GET", "/queues"), ("POST", "/queues/{queue}/pause"),
         ("POST", "/queues/{queue}/resume"), ("GET", "/stats"), ("GET", "/stats/history"), ("GET", "/health"), ("GET", "/metrics"),
-        ("GET", "/openapi.json"), ("POST", "/admin/recover"),
+        ("GET", "/openapi.json"), ("POST", "/admin/recover"), ("GET", "/"),
     ]
 
     public func router() -> Router<DocketContext> {
@@ -69,6 +69,9 @@ public struct DocketAPI: Sendable {
         router.get("/metrics") { _, _ in try await self.prometheus() }
         router.get("/openapi.json") { _, _ in Response.json(OpenAPI.document) }
         router.post("/admin/recover") { request, context in try await self.recover(request, context) }
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Dashboard.html)))
+        }
         return router
     }
 

@@ -50,6 +50,8 @@ enum OpenAPI {
               responses: [("200", "ok or degraded"), ("503", "Journal unavailable")]),
         .init(method: "GET", path: "/metrics", summary: "Prometheus text (no auth)", body: nil, responses: [("200", "Metrics")]),
         .init(method: "GET", path: "/openapi.json", summary: "This document", body: nil, responses: [("200", "OpenAPI 3.0")]),
+        .init(method: "GET", path: "/", summary: "Dashboard (HTML): counts, queues with pause/resume, recent jobs, DLQ with requeue", body: nil,
+              responses: [("200", "HTML page")]),
         .init(method: "POST", path: "/admin/recover", summary: "Rebuild Redis from the journal (what was, or would be, restored)", body: "RecoverRequest",
               responses: [("200", "{dryRun, asOf, candidates, alreadyInRedis, restored, byState}"), ("400", "Invalid request")]),
     ]
@@ -72,7 +74,7 @@ enum OpenAPI {
                 + (op.path.contains("{queue}") ? [#"{"name":"queue","in":"path","required":true,"schema":{"type":"string"}}"#] : [])
                 + op.query.map { #"{"name":"\#($0)","in":"query","required":false,"schema":{"type":"string"}}"# }
             let responses = op.responses.map { status, text -> String in
-                let schema = status.hasPrefix("2") ? (op.path == "/metrics" ? "" : #","content":{"application/json":{"schema":{"type":"object"}}}"#)
+                let schema = status.hasPrefix("2") ? (op.path == "/metrics" || op.path == "/" ? "" : #","content":{"application/json":{"schema":{"type":"object"}}}"#)
                     : ##","content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}}"##
                 return "\(JSONObject.quote(status)):{\"description\":\(JSONObject.quote(text))\(schema)}"
             }.joined(separator: ",")

@@ -111,6 +111,9 @@ struct EndpointTests {
                 #expect(!(reply.status == 404 && reply.error.code == "not_found" && reply.text.contains("Not Found")), "\(method) \(path) is routed")
             }
             #expect(paths.values.reduce(0) { $0 + $1.count } == DocketAPI.routes.count)
+            let page = try await api.call(.get, "/")
+            #expect(page.status == 200 && page.headers[.contentType]?.hasPrefix("text/html") == true)
+            #expect(page.text.contains("/stats") && page.text.contains("/dlq") && page.text.contains("/queues"))
         }
     }
 

@@ -1,0 +1,73 @@
+/// The dashboard (`GET /`): one static page that reads the JSON API (stats, queues, recent jobs, the
+/// dead-letter queue) every few seconds. With API keys on, it asks for a key and keeps it in the browser.
+enum Dashboard {
+    static let html = #"""
+    <!doctype html>
+    <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+    <title>Docket</title>
+    <style>
+    body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+    header{background:#1d2330;color:#fff;padding:12px 20px;display:flex;gap:16px;align-items:center}
+    header h1{font-size:18px;margin:0}#health{font-size:12px;padding:2px 8px;border-radius:10px;background:#555}
+    main{padding:16px 20px;display:grid;gap:16px}
+    section{background:#fff;border-radius:8px;padding:12px 16px;box-shadow:0 1px 2px #0001}
+    h2{font-size:15px;margin:0 0 8px}table{border-collapse:collapse;width:100%}
+    th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;font-variant-numeric:tabular-nums}
+    th{font-weight:600;color:#566}.cards{display:flex;gap:12px;flex-wrap:wrap}
+    .card{background:#fff;border-radius:8px;padding:10px 16px;min-width:90px;box-shadow:0 1px 2px #0001}
+    .card b{display:block;font-size:22px}.state{padding:1px 6px;border-radius:4px;background:#eef}
+    .dead,.cancelled{background:#fdd}.completed{background:#dfd}.active{background:#ffd}
+    button{font:inherit;cursor:pointer}code{font-size:12px}
+    </style></head>
+    <body>
+    <header><h1>Docket</h1><span id="health">…</span><span id="lag"></span></header>
+    <main>
+    <div class="cards" id="cards"></div>
+    <section><h2>Queues</h2><table id="queues"></table></section>
+    <section><h2>Recent jobs <small>(journal, newest first)</small></h2><table id="jobs"></table></section>
+    <section><h2>Dead-letter queue</h2><table id="dlq"></table></section>
+    </main>
+    <script>
+    const esc = s => String(s ?? "–").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+    function headers(){ const k = localStorage.getItem("docketKey"); return k ? {"Authorization": "Bearer " + k} : {}; }
+    async function api(path, method = "GET") {
+      const r = await fetch(path, {method, headers: headers()});
+      if (r.status === 401) { const k = prompt("API key"); if (k) { localStorage.setItem("docketKey", k); return api(path, method); } }
+      if (!r.ok) throw new Error(path + ": " + r.status);
+      return r.json();
+    }
+    function table(el, head, rows){ el.innerHTML = "<tr>" + head.map(h => "<th>" + h + "</th>").join("") + "</tr>" + rows.join(""); }
+    const jobRow = j => `<tr><td><code>${esc(j.id)}</code></td><td>${esc(j.type)}</td><td>${esc(j.queue)}</td>` +
+      `<td><span class="state ${esc(j.state)}">${esc(j.state)}</span></td><td>${esc(j.attempts)}/${esc(j.maxAttempts)}</td>` +
+      `<td>${esc(j.createdAt)}</td><td>${esc(j.lastError)}</td>`;
+    async function refresh() {
+      try {
+        const h = await fetch("/health").then(r => r.json());
+        const hb = document.getElementById("health");
+        hb.textContent = h.status + " · redis " + h.redis + " · journal " + h.journal;
+        hb.style.background = h.status === "ok" ? "#2a7" : "#c70";
+        document.getElementById("lag").textContent = "journal lag " + h.journalLag;
+        const s = await api("/stats");
+        document.getElementById("cards").innerHTML = ["pending","scheduled","active","retrying","dead","completed","failed"]
+          .map(k => `<div class="card">${k}<b>${esc(s[k])}</b></div>`).join("");
+        const q = await api("/queues");
+        table(document.getElementById("queues"), ["queue","pending","scheduled","active","retrying","dead","completed","paused",""],
+          q.queues.map(x => `<tr><td>${esc(x.name)}</td>` + ["pending","scheduled","active","retrying","dead","completed"].map(k => `<td>${esc(x.counts[k])}</td>`).join("") +
+            `<td>${x.counts.paused ? "yes" : "no"}</td><td><button data-q="${esc(x.name)}" data-p="${x.counts.paused}">${x.counts.paused ? "resume" : "pause"}</button></td></tr>`));
+        const jobs = await api("/jobs?limit=20");
+        table(document.getElementById("jobs"), ["id","type","queue","state","attempts","created","last error"], jobs.jobs.map(j => jobRow(j) + "</tr>"));
+        const dlq = await api("/dlq?limit=20");
+        table(document.getElementById("dlq"), ["id","type","queue","state","attempts","created","last error",""],
+          dlq.jobs.map(j => jobRow(j) + `<td><button data-requeue="${esc(j.id)}">requeue</button></td></tr>`));
+      } catch (e) { document.getElementById("health").textContent = String(e); }
+    }
+    document.addEventListener("click", async e => {
+      const b = e.target;
+      if (b.dataset.requeue) { await api("/dlq/" + encodeURIComponent(b.dataset.requeue) + "/requeue", "POST"); refresh(); }
+      if (b.dataset.q) { await api("/queues/" + encodeURIComponent(b.dataset.q) + (b.dataset.p === "true" ? "/resume" : "/pause"), "POST"); refresh(); }
+    });
+    refresh(); setInterval(refresh, 3000);
+    </script>
+    </body></html>
+    """#
+}
