@@ -17,8 +17,8 @@ public struct JobContext: Sendable {
     public var attempt: Int { job.attempts }
     public var payload: String { job.payload }
 
-    /// Records progress (any JSON text). Calls closer together than 250 ms are coalesced: only the
-    /// latest is kept until the next write.
+    /// Records progress (any JSON text). Calls closer together than 250 ms are coalesced: the latest
+    /// value is kept and written by the next call, the heartbeat, or when the handler returns.
     public func progress(json: String) async throws {
         guard lease.shouldWriteProgress(json) else { return }
         try await driver.progress(lease.current, json)
@@ -41,6 +41,8 @@ final class LeaseBox: Sendable {
     private struct State {
         var lease: Lease
         var lastProgressAt: ContinuousClock.Instant?
+        /// A coalesced progress value not yet written.
+        var pendingProgress: String?
     }
     private let state: Mutex<State>
 
@@ -56,9 +58,19 @@ final class LeaseBox: Sendable {
     func shouldWriteProgress(_ json: String) -> Bool {
         state.withLock { s in
             let now = ContinuousClock.now
-            if let last = s.lastProgressAt, last.duration(to: now) < .milliseconds(250) { return false }
+            if let last = s.lastProgressAt, last.duration(to: now) < .milliseconds(250) {
+                s.pendingProgress = json
+                return false
+            }
             s.lastProgressAt = now
+            s.pendingProgress = nil
             return true
         }
+    }
+
+    /// Writes a coalesced progress value, if one is waiting.
+    func flushProgress(driver: any QueueDriver) async {
+        guard let json = state.withLock({ s -> String? in defer { s.pendingProgress = nil }; return s.pendingProgress }) else { return }
+        try? await driver.progress(current, json)
     }
 }

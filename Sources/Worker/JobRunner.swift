@@ -33,6 +33,7 @@ struct JobRunner: Sendable {
             let context = JobContext(job: claimed.job, logger: logger, driver: driver, lease: box, leaseDuration: lease)
             logger.debug("Job started", metadata: ["job.payload.bytes": "\(claimed.job.payload.utf8.count)"])
             outcome = await race(handler, context: context, box: box)
+            await box.flushProgress(driver: driver)
         } else {
             outcome = .failed("no handler for type \"\(claimed.job.type)\"")
         }
@@ -65,6 +66,7 @@ struct JobRunner: Sendable {
                     do {
                         try await Task.sleep(for: heartbeat)
                         try await box.renew(driver: driver, for: lease)
+                        await box.flushProgress(driver: driver)
                     } catch let error as QueueError where error.code == .leaseLost {
                         return .leaseLost
                     } catch {

@@ -165,6 +165,22 @@ struct WorkerPoolTests {
         }
     }
 
+    @Test func theLastCoalescedProgressIsKept() async throws {
+        try await withTestQueue { t in
+            let p = pool(t) {
+                $0.register("count") { context in
+                    for i in 1...50 { try await context.progress(i) }  // all within 250 ms: coalesced
+                    return nil
+                }
+            }
+            try await withRunningServices([p]) {
+                let job = try await t.driver.enqueue(Job(type: "count"), actor: nil).job!
+                let done = try await finished(t, job.id)
+                #expect(done.state == .completed && done.progress == "50")
+            }
+        }
+    }
+
     @Test func workersRegisterThemselves() async throws {
         try await withTestQueue { t in
             let p = pool(t, concurrency: 7)
