@@ -102,6 +102,36 @@ struct WorkCommandTests {
         }
     }
 
+    @Test func aRedisOutageMakesTheWorkerWaitNotExit() async throws {
+        let server = try RedisServer.start()
+        defer { server.remove() }
+        try await withTestQueue(server: server) { t in
+            let a = try worker(t)
+            defer { a.cleanup() }
+            try await eventually("the worker to register") { try await t.driver.workers().count == 1 }
+            server.kill()
+            // Down for a while: the worker keeps running and does not spin.
+            let cpuBefore = Self.cpuTicks(a.pid)
+            try await Task.sleep(for: .seconds(2))
+            #expect(a.isRunning, "the worker must not exit: \(a.stderr.suffix(500))")
+            let cpuTicks = Self.cpuTicks(a.pid) - cpuBefore
+            #expect(cpuTicks < 50, "no busy loop while Redis is down (\(cpuTicks) ticks in 2 s)")
+            try server.restart()
+            try await eventually("the client to reconnect") { await t.redis.ping() }
+            let job = try await t.driver.enqueue(Job(type: "docket.echo", payload: "1"), actor: nil).job!
+            try await state(t, job.id, is: .completed)
+            a.signal(SIGTERM)
+            #expect(try await a.wait() == 0)
+        }
+    }
+
+    /// User + system CPU ticks of a process (from /proc/PID/stat).
+    static func cpuTicks(_ pid: pid_t) -> Int {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+    }
+
     @Test func execHandlerFlagRunsShellCommands() async throws {
         try await withTestQueue { t in
             let a = try worker(t, ["--handler", #"upper=tr a-z A-Z"#, "--concurrency", "2"])
