@@ -86,6 +86,14 @@ public struct DocketAPI: Sendable {
         return try JSONValue.parse(Array(buffer.readableBytesView))
     }
 
+    /// The fields of an optional JSON-object body (empty when there is no body); rejects names not in `allowed`.
+    private func options(_ request: Request, _ context: DocketContext, allowed: Set<String>) async throws -> [String: JSONValue] {
+        guard request.headers[.contentLength].map({ $0 != "0" }) ?? false || request.headers[.transferEncoding] != nil else { return [:] }
+        guard case .object(let fields) = try await body(request, context) else { throw APIError.invalid("body", "must be a JSON object") }
+        if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) { throw APIError.invalid(unknown, "unknown field") }
+        return fields
+    }
+
     func enqueue(_ request: Request, _ context: DocketContext) async throws -> Response {
         let job = try EnqueueRequest.job(from: try await body(request, context), maxPayload: configuration.maxPayload)
         let outcome = try await queue.enqueue([job], actor: context.actor)[0]
@@ -219,19 +227,16 @@ public struct DocketAPI: Sendable {
     func requeueAll(_ request: Request, _ context: DocketContext) async throws -> Response {
         var queue: QueueName?
         var type: JobType?
-        if request.headers[.contentLength].map({ $0 != "0" }) ?? false || request.headers[.transferEncoding] != nil {
-            guard case .object(let filters) = try await body(request, context) else { throw APIError.invalid("body", "must be a JSON object") }
-            if let unknown = filters.keys.sorted().first(where: { $0 != "queue" && $0 != "type" }) { throw APIError.invalid(unknown, "unknown field") }
-            switch filters["queue"] {
-            case nil, .null?: break
-            case .string(let s)?: guard let name = QueueName(rawValue: s) else { throw APIError.invalid("queue", "not a queue name") }; queue = name
-            default: throw APIError.invalid("queue", "must be a string")
-            }
-            switch filters["type"] {
-            case nil, .null?: break
-            case .string(let s)?: guard let t = JobType(rawValue: s) else { throw APIError.invalid("type", "not a job type") }; type = t
-            default: throw APIError.invalid("type", "must be a string")
-            }
+        let filters = try await options(request, context, allowed: ["queue", "type"])
+        switch filters["queue"] {
+        case nil, .null?: break
+        case .string(let s)?: guard let name = QueueName(rawValue: s) else { throw APIError.invalid("queue", "not a queue name") }; queue = name
+        default: throw APIError.invalid("queue", "must be a string")
+        }
+        switch filters["type"] {
+        case nil, .null?: break
+        case .string(let s)?: guard let t = JobType(rawValue: s) else { throw APIError.invalid("type", "not a job type") }; type = t
+        default: throw APIError.invalid("type", "must be a string")
         }
         let n = try await driver.requeueDead(queue: queue, type: type, actor: context.actor)
         return Response.json(#"{"requeued":\#(n)}"#)
@@ -248,6 +253,12 @@ public struct DocketAPI: Sendable {
     // MARK: Queues and stats
 
     private func countsJSON(_ c: QueueCounts) -> String {
+        var o = countsObject(c)
+        o.add("paused", c.paused)
+        return o.text
+    }
+
+    private func countsObject(_ c: QueueCounts) -> JSONObject {
         var o = JSONObject()
         o.add("pending", c.pending)
         o.add("scheduled", c.scheduled)
@@ -256,8 +267,7 @@ public struct DocketAPI: Sendable {
         o.add("dead", c.dead)
         o.add("completed", c.completed)
         o.add("failed", c.failed)
-        o.add("paused", c.paused)
-        return o.text
+        return o
     }
 
     func queues() async throws -> Response {
@@ -290,14 +300,7 @@ public struct DocketAPI: Sendable {
             total.retrying += c.retrying; total.dead += c.dead; total.completed += c.completed; total.failed += c.failed
             perQueue.add(name.rawValue, raw: countsJSON(c))
         }
-        var o = JSONObject()
-        o.add("pending", total.pending)
-        o.add("scheduled", total.scheduled)
-        o.add("active", total.active)
-        o.add("retrying", total.retrying)
-        o.add("dead", total.dead)
-        o.add("completed", total.completed)
-        o.add("failed", total.failed)
+        var o = countsObject(total)
         o.add("queues", raw: perQueue.text)
         return Response.json(o.text)
     }
@@ -333,21 +336,18 @@ public struct DocketAPI: Sendable {
     func recover(_ request: Request, _ context: DocketContext) async throws -> Response {
         var dryRun = false
         var asOf: Date?
-        if request.headers[.contentLength].map({ $0 != "0" }) ?? false || request.headers[.transferEncoding] != nil {
-            guard case .object(let options) = try await body(request, context) else { throw APIError.invalid("body", "must be a JSON object") }
-            if let unknown = options.keys.sorted().first(where: { $0 != "dryRun" && $0 != "asOf" }) { throw APIError.invalid(unknown, "unknown field") }
-            switch options["dryRun"] {
-            case nil, .null?: break
-            case .bool(let b)?: dryRun = b
-            default: throw APIError.invalid("dryRun", "must be a boolean")
-            }
-            switch options["asOf"] {
-            case nil, .null?: break
-            case .string(let s)?:
-                guard let date = Timestamp.parse(s) else { throw APIError.invalid("asOf", "must be an RFC 3339 time") }
-                asOf = date
-            default: throw APIError.invalid("asOf", "must be an RFC 3339 time string")
-            }
+        let fields = try await options(request, context, allowed: ["dryRun", "asOf"])
+        switch fields["dryRun"] {
+        case nil, .null?: break
+        case .bool(let b)?: dryRun = b
+        default: throw APIError.invalid("dryRun", "must be a boolean")
+        }
+        switch fields["asOf"] {
+        case nil, .null?: break
+        case .string(let s)?:
+            guard let date = Timestamp.parse(s) else { throw APIError.invalid("asOf", "must be an RFC 3339 time") }
+            asOf = date
+        default: throw APIError.invalid("asOf", "must be an RFC 3339 time string")
         }
         let report = try await Recovery(journal: queue.journal, driver: driver, logger: context.logger).run(dryRun: dryRun, asOf: asOf)
         var byState = JSONObject()

@@ -55,3 +55,15 @@ public func eventually(
     }
     throw TestSupportError("timed out waiting for \(message)")
 }
+
+extension TestQueue {
+    /// Waits until the job reaches a terminal state and returns it.
+    public func finished(_ id: JobID, timeout: Duration = .seconds(20)) async throws -> Job {
+        var last: Job?
+        try await eventually(timeout: timeout, "job \(id) to finish") {
+            last = try await driver.job(id)
+            return last?.state.isTerminal == true
+        }
+        return last!
+    }
+}

@@ -19,15 +19,6 @@ struct ExecHandlerTests {
         try await withRunningServices([pool], body)
     }
 
-    func finished(_ t: TestQueue, _ id: JobID) async throws -> Job {
-        var last: Job?
-        try await eventually("job \(id) to finish") {
-            last = try await t.driver.job(id)
-            return last?.state.isTerminal == true
-        }
-        return last!
-    }
-
     @Test func stdinEnvironmentAndStdoutFollowTheContract() async throws {
         try await withTestQueue { t in
             let script = #"read -r body; printf '{"got":%s,"id":"%s","type":"%s","attempt":%s}' "$body" "$DOCKET_JOB_ID" "$DOCKET_JOB_TYPE" "$DOCKET_ATTEMPT""#
@@ -35,11 +26,11 @@ struct ExecHandlerTests {
                 let json = try await t.driver.enqueue(Job(type: "sh.json", payload: #"{"n":5}"#), actor: nil).job!
                 let text = try await t.driver.enqueue(Job(type: "sh.text"), actor: nil).job!
                 let silent = try await t.driver.enqueue(Job(type: "sh.silent"), actor: nil).job!
-                let a = try await finished(t, json.id)
+                let a = try await t.finished(json.id)
                 #expect(a.state == .completed)
                 #expect(a.result == #"{"got":{"n":5},"id":"\#(json.id)","type":"sh.json","attempt":1}"#)
-                #expect(try await finished(t, text.id).result == #""plain text\nmore\n""#)
-                let s = try await finished(t, silent.id)
+                #expect(try await t.finished(text.id).result == #""plain text\nmore\n""#)
+                let s = try await t.finished(silent.id)
                 #expect(s.state == .completed && s.result == nil)
             }
         }
@@ -50,7 +41,7 @@ struct ExecHandlerTests {
             let command = "i=0; while [ $i -lt 2000 ]; do echo noise $i >&2; i=$((i+1)); done; echo 'final: disk full' >&2; exit 3"
             try await run(t, ["sh.fail": command]) {
                 let job = try await t.driver.enqueue(Job(type: "sh.fail", maxAttempts: 1), actor: nil).job!
-                let dead = try await finished(t, job.id)
+                let dead = try await t.finished(job.id)
                 #expect(dead.state == .dead)
                 let error = try #require(dead.lastError)
                 #expect(error.hasPrefix("exit status 3: "))
@@ -67,7 +58,7 @@ struct ExecHandlerTests {
             // A grandchild in the background: it must die with the attempt.
             try await run(t, ["sh.hang": "sleep 300 & echo $! > \(pidFile); wait"]) {
                 let job = try await t.driver.enqueue(Job(type: "sh.hang", maxAttempts: 1, timeout: .milliseconds(500)), actor: nil).job!
-                let dead = try await finished(t, job.id)
+                let dead = try await t.finished(job.id)
                 #expect(dead.lastError == "timed out after 500ms")
                 let pid = try #require(Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
                 try await eventually("the background sleep to be gone") {

@@ -28,15 +28,6 @@ struct WorkerPoolTests {
         QueueScheduler(driver: t.driver, interval: .milliseconds(20), logger: TestQueue.logger)
     }
 
-    func finished(_ t: TestQueue, _ id: JobID) async throws -> Job {
-        var last: Job?
-        try await eventually("job \(id) to finish") {
-            last = try await t.driver.job(id)
-            return last?.state.isTerminal == true
-        }
-        return last!
-    }
-
     @Test func handlerResultCompletesTheJob() async throws {
         try await withTestQueue { t in
             let p = pool(t) { $0.register("greet", payload: [String: String].self) { payload, _ in ["hello": payload["name"] ?? "?"] } }
@@ -44,10 +35,10 @@ struct WorkerPoolTests {
                 let echo = try await t.driver.enqueue(Job(type: "docket.echo", payload: #"{"a":[1,2,3]}"#), actor: nil).job!
                 let greet = try await t.driver.enqueue(Job(type: "greet", payload: #"{"name":"ada"}"#), actor: nil).job!
                 let noop = try await t.driver.enqueue(Job(type: "docket.noop"), actor: nil).job!
-                let e = try await finished(t, echo.id)
+                let e = try await t.finished(echo.id)
                 #expect(e.state == .completed && e.result == #"{"a":[1,2,3]}"# && e.attempts == 1)
-                #expect(try await finished(t, greet.id).result == #"{"hello":"ada"}"#)
-                let n = try await finished(t, noop.id)
+                #expect(try await t.finished(greet.id).result == #"{"hello":"ada"}"#)
+                let n = try await t.finished(noop.id)
                 #expect(n.state == .completed && n.result == nil)
             }
         }
@@ -59,7 +50,7 @@ struct WorkerPoolTests {
                 let job = try await t.driver.enqueue(
                     Job(type: "docket.fail", payload: #"{"times":2}"#, maxAttempts: 3, backoff: Self.fastRetry), actor: nil
                 ).job!
-                let done = try await finished(t, job.id)
+                let done = try await t.finished(job.id)
                 #expect(done.state == .completed && done.attempts == 3)
                 #expect(done.result == #"{"succeededOnAttempt":3}"#)
                 #expect(done.lastError == "docket.fail: attempt 2 failed on purpose")
@@ -73,7 +64,7 @@ struct WorkerPoolTests {
         try await withTestQueue { t in
             try await withRunningServices([scheduler(t), pool(t)]) {
                 let job = try await t.driver.enqueue(Job(type: "docket.fail", maxAttempts: 2, backoff: Self.fastRetry), actor: nil).job!
-                let dead = try await finished(t, job.id)
+                let dead = try await t.finished(job.id)
                 #expect(dead.state == .dead && dead.attempts == 2)
                 #expect(dead.lastError == "docket.fail: attempt 2 failed on purpose")
                 #expect(try await t.driver.counts(.default).dead == 1)
@@ -87,7 +78,7 @@ struct WorkerPoolTests {
                 let job = try await t.driver.enqueue(
                     Job(type: "docket.sleep", payload: #"{"ms":60000}"#, maxAttempts: 1, timeout: .milliseconds(150)), actor: nil
                 ).job!
-                let dead = try await finished(t, job.id)
+                let dead = try await t.finished(job.id)
                 #expect(dead.state == .dead && dead.lastError == "timed out after 150ms")
             }
         }
@@ -97,7 +88,7 @@ struct WorkerPoolTests {
         try await withTestQueue { t in
             let job = try await t.driver.enqueue(Job(type: "nobody.home", maxAttempts: 2, backoff: Self.fastRetry), actor: nil).job!
             try await withRunningServices([scheduler(t), pool(t)]) {
-                let dead = try await finished(t, job.id)
+                let dead = try await t.finished(job.id)
                 #expect(dead.state == .dead && dead.attempts == 2)
                 #expect(dead.lastError == #"no handler for type "nobody.home""#)
             }
@@ -105,7 +96,7 @@ struct WorkerPoolTests {
             _ = try await t.driver.requeue(job.id, queue: nil, actor: nil)
             let p = pool(t) { $0.register("nobody.home") { _ in #""found""# } }
             try await withRunningServices([p]) {
-                let done = try await finished(t, job.id)
+                let done = try await t.finished(job.id)
                 #expect(done.state == .completed && done.result == #""found""#)
             }
         }
@@ -126,7 +117,7 @@ struct WorkerPoolTests {
             }
             try await withRunningServices([p]) {
                 let ids = try await t.driver.enqueue((0..<15).map { _ in Job(type: "hold") }, actor: nil).map(\.job.id)
-                for id in ids { #expect(try await finished(t, id).state == .completed) }
+                for id in ids { #expect(try await t.finished(id).state == .completed) }
             }
             #expect(peak.load(ordering: .relaxed) <= 3)
             #expect(p.peakRunning <= 3)
@@ -159,7 +150,7 @@ struct WorkerPoolTests {
                     return (now?.leaseUntil ?? .distantPast) > firstLease.addingTimeInterval(0.6)
                 }
                 release.store(true, ordering: .relaxed)
-                let done = try await finished(t, job.id)
+                let done = try await t.finished(job.id)
                 #expect(done.state == .completed && done.attempts == 1, "never reaped while heartbeating")
             }
         }
@@ -175,7 +166,7 @@ struct WorkerPoolTests {
             }
             try await withRunningServices([p]) {
                 let job = try await t.driver.enqueue(Job(type: "count"), actor: nil).job!
-                let done = try await finished(t, job.id)
+                let done = try await t.finished(job.id)
                 #expect(done.state == .completed && done.progress == "50")
             }
         }
