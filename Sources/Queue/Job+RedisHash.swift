@@ -13,13 +13,7 @@ extension Job {
 
     /// Decodes a job from HGETALL's flat field/value list; nil if the hash is empty or malformed.
     init?(redisHash reply: RESPValue) {
-        guard let items = reply.array, !items.isEmpty, items.count % 2 == 0 else { return nil }
-        var fields = [String: String](minimumCapacity: items.count / 2)
-        var i = 0
-        while i < items.count {
-            if let key = items[i].string, let value = items[i + 1].string { fields[key] = value }
-            i += 2
-        }
+        guard let fields = reply.fieldMap, !fields.isEmpty else { return nil }
         self.init(redisFields: fields)
     }
 

@@ -19,13 +19,7 @@ public struct QueueEvent: Sendable, Hashable {
     public var actor: String? { fields["actor"] }
 
     init?(streamEntry: RESPValue) {
-        guard let entry = streamEntry.array, entry.count == 2, let id = entry[0].string, let list = entry[1].array else { return nil }
-        var fields = [String: String](minimumCapacity: list.count / 2)
-        var i = 0
-        while i + 1 < list.count {
-            if let k = list[i].string, let v = list[i + 1].string { fields[k] = v }
-            i += 2
-        }
+        guard let entry = streamEntry.array, entry.count == 2, let id = entry[0].string, var fields = entry[1].fieldMap else { return nil }
         guard let job = fields.removeValue(forKey: "job").flatMap(JobID.init(rawValue:)),
             let seq = fields.removeValue(forKey: "seq").flatMap({ Int($0) }),
             let event = fields.removeValue(forKey: "event"),

@@ -16,12 +16,7 @@ extension RedisQueueDriver {
         ])
         for case .error(let message) in replies { throw RedisClientError(.serverError, message: message) }
         let live = Set((replies[3].array ?? []).compactMap(\.string))
-        let items = replies[2].array ?? []
-        var oldest: StreamID?
-        for i in stride(from: 0, to: items.count - 1, by: 2) {
-            guard let journal = items[i].string, live.contains(journal), let id = items[i + 1].string.flatMap(StreamID.init) else { continue }
-            oldest = oldest.map { min($0, id) } ?? id
-        }
+        let oldest = (replies[2].fieldMap ?? [:]).filter { live.contains($0.key) }.compactMap { StreamID($0.value) }.min()
         guard let oldest else { return 0 }
         let trimmed = try await redis.send(RedisCommand("XTRIM", [RESPArgument(q.events), "MINID", RESPArgument(oldest.description)]))
         return Int(trimmed.int ?? 0)

@@ -57,9 +57,7 @@ extension RedisQueueDriver: WorkerRegistry {
         var live = [WorkerInfo]()
         var stale = [String]()
         for (id, reply) in zip(ids, replies) {
-            var f = [String: String]()
-            let items = reply.array ?? []
-            for i in stride(from: 0, to: items.count - 1, by: 2) { f[items[i].string ?? ""] = items[i + 1].string }
+            let f = reply.fieldMap ?? [:]
             guard let started = f["startedAt"].flatMap({ Int64($0) }), let beat = f["lastHeartbeat"].flatMap({ Int64($0) }) else {
                 stale.append(id)
                 continue

@@ -109,7 +109,7 @@ extension Docket {
                         while progress.claim() {
                             let t0 = ContinuousClock.now
                             let done = try await operation(n)
-                            mine.append(Double((ContinuousClock.now - t0).nanosecondsApprox) / 1e6)
+                            mine.append(Double((ContinuousClock.now - t0).nanoseconds) / 1e6)
                             if done == 0 { break }
                             progress.advance(done)
                         }
@@ -121,7 +121,7 @@ extension Docket {
                 return all.sorted()
             }
             progress.finish()
-            let seconds = Double((ContinuousClock.now - start).nanosecondsApprox) / 1e9
+            let seconds = Double((ContinuousClock.now - start).nanoseconds) / 1e9
             func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
             return String(format: "%-28@ %9.0f jobs/s   p50 %6.2f ms   p99 %6.2f ms   (%d jobs in %.2fs)",
                           name as NSString, Double(progress.done) / seconds, pct(0.5), pct(0.99), progress.done, seconds)
@@ -166,8 +166,4 @@ private final class Progress: @unchecked Sendable {  // counters guarded by `loc
     }
 
     func finish() { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-}
-
-extension Duration {
-    var nanosecondsApprox: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

@@ -194,7 +194,7 @@ extension Docket {
         }
 
         private func seconds(since start: ContinuousClock.Instant) -> Double {
-            Double((ContinuousClock.now - start).nanosecondsApprox) / 1e9
+            Double((ContinuousClock.now - start).nanoseconds) / 1e9
         }
     }
 }

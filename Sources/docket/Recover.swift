@@ -21,10 +21,7 @@ extension Docket {
             guard let url = try global.redisURL() else { throw ValidationError("--redis (or DOCKET_REDIS_URL) is required") }
             var when: Date?
             if let asOf {
-                let formatter = ISO8601DateFormatter()
-                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-                let plain = ISO8601DateFormatter()
-                guard let date = formatter.date(from: asOf) ?? plain.date(from: asOf) else { throw ValidationError("--as-of: \"\(asOf)\" is not an RFC 3339 time") }
+                guard let date = Timestamp.parse(asOf) else { throw ValidationError("--as-of: \"\(asOf)\" is not an RFC 3339 time") }
                 when = date
             }
             let dir = URL(fileURLWithPath: dataDir ?? env("DOCKET_DATA_DIR") ?? ".docket", isDirectory: true)

@@ -1,13 +1,13 @@
+import DocketWorker
 import Foundation
 
-/// A child process spawned with a clean signal mask and default signal handlers (Foundation's `Process`
-/// inherits the test runner's blocked signals, so a child would ignore SIGTERM), output sent to files.
-public final class ChildProcess: @unchecked Sendable {  // `status` guarded by `lock`
-    public let pid: pid_t
+/// A child process for tests: `SpawnedProcess` (clean signal mask, so it reacts to SIGTERM even when
+/// spawned from the test runner's threads) with its output in temp files and a blocking wait for teardown.
+public final class ChildProcess: Sendable {
+    let process: SpawnedProcess
     public let stdoutPath: String
     public let stderrPath: String
-    private let lock = NSLock()
-    private var status: Int32?
+    public var pid: pid_t { process.pid }
 
     /// Spawns `executable` with `arguments`; `environment` is added to this process's environment.
     public init(
@@ -17,55 +17,21 @@ public final class ChildProcess: @unchecked Sendable {  // `status` guarded by `
         let tag = "\(URL(fileURLWithPath: executable).lastPathComponent)-\(UUID().uuidString.prefix(8))"
         stdoutPath = outputDirectory.appendingPathComponent("\(tag).out").path
         stderrPath = outputDirectory.appendingPathComponent("\(tag).err").path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, stdin ?? "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attr, argv, envp)
-        guard rc == 0 else { throw TestSupportError("posix_spawn \(executable): \(String(cString: strerror(rc)))") }
-        self.pid = pid
+        process = try SpawnedProcess(
+            executable, arguments, environment: env, stdin: stdin ?? "/dev/null", stdout: stdoutPath, stderr: stderrPath,
+            newProcessGroup: false)
     }
 
-    public func signal(_ signal: Int32) { kill(pid, signal) }
+    public func signal(_ signal: Int32) { process.signal(signal) }
 
-    /// The exit status once the child has exited (reaping it), nil while it runs.
-    public func exitStatus() -> Int32? {
-        lock.withLock {
-            if let status { return status }
-            var raw: Int32 = 0
-            if waitpid(pid, &raw, WNOHANG) == pid {
-                // WIFEXITED → exit code; killed by a signal → 128 + signal, as a shell reports it.
-                let sig = raw & 0x7f
-                status = sig == 0 ? (raw >> 8) & 0xff : 128 + sig
-            }
-            return status
-        }
-    }
+    /// The exit status once the child has exited (its code, or 128 + signal), nil while it runs.
+    public func exitStatus() -> Int32? { process.exitStatus() }
 
     public var isRunning: Bool { exitStatus() == nil }
 
-    /// Waits (polling, without blocking a thread for long) until the child exits or `timeout` passes.
+    /// Waits (polling) until the child exits or `timeout` passes.
     @discardableResult
     public func wait(timeout: Duration = .seconds(30)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
@@ -93,7 +59,7 @@ public final class ChildProcess: @unchecked Sendable {  // `status` guarded by `
     /// Kills the child if it still runs, reaps it and removes its output files.
     public func cleanup() {
         if isRunning {
-            kill(pid, SIGKILL)
+            signal(SIGKILL)
             waitBlocking(timeout: 5)
         }
         try? FileManager.default.removeItem(atPath: stdoutPath)

@@ -31,6 +31,17 @@ public enum RESPValue: Sendable, Hashable {
         return nil
     }
 
+    /// A flat field/value array (HGETALL, a stream entry's fields) as a dictionary of text;
+    /// nil when the reply is not an array.
+    public var fieldMap: [String: String]? {
+        guard let items = array else { return nil }
+        var fields = [String: String](minimumCapacity: items.count / 2)
+        for i in stride(from: 0, to: items.count - 1, by: 2) {
+            if let key = items[i].string, let value = items[i + 1].string { fields[key] = value }
+        }
+        return fields
+    }
+
     public var isNull: Bool {
         if case .null = self { return true }
         return false
