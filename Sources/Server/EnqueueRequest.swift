@@ -118,7 +118,7 @@ enum JobJSON {
         o.add("queue", job.queue.rawValue)
         o.add("state", job.state.rawValue)
         o.add("priority", job.priority.rawValue)
-        o.add("payload", raw: safeRaw(job.payload))
+        o.add("payload", raw: job.payload)
         o.add("attempts", job.attempts)
         o.add("maxAttempts", job.maxAttempts)
         o.add("timeout", DurationText.format(job.timeout))
@@ -133,15 +133,12 @@ enum JobJSON {
         o.add("startedAt", job.startedAt)
         o.add("finishedAt", job.finishedAt)
         o.add("lastError", job.lastError)
-        o.add("result", raw: job.result.map(safeRaw))
-        o.add("progress", raw: job.progress.map(safeRaw))
+        // Stored as JSON text (the API validates payloads; workers normalize results and progress).
+        o.add("result", raw: job.result)
+        o.add("progress", raw: job.progress)
         if let source { o.add("source", source) }
         if spooled { o.add("spooled", true) }
         return o.text
     }
 
-    /// Stored JSON as it is; anything that is not JSON (a library user's plain-text result) as a string.
-    static func safeRaw(_ text: String) -> String {
-        (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil ? text : JSONObject.quote(text)
-    }
 }

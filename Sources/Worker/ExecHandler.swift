@@ -56,11 +56,7 @@ public struct ExecHandler: Sendable {
             throw JobFailure(tail.isEmpty ? "exit status \(status)" : "exit status \(status): \(tail)")
         }
         let output = Self.read(files.stdout, first: maxOutput)
-        let trimmed = output.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.isEmpty { return nil }
-        if (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8), options: [.fragmentsAllowed])) != nil { return trimmed }
-        let encoded = try JSONEncoder().encode(output)
-        return String(decoding: encoded, as: UTF8.self)
+        return output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : JSONText.normalized(output)
     }
 
     private static func read(_ path: String, first: Int? = nil, last: Int? = nil) -> String {

@@ -32,6 +32,17 @@ public struct HandlerRegistry: Sendable {
     public var types: [JobType] { handlers.keys.sorted { $0.rawValue < $1.rawValue } }
 }
 
+/// Results and progress are stored as JSON text: checked once, where a handler produces them, so readers
+/// can embed them as they are.
+enum JSONText {
+    /// `text` trimmed when it is JSON; otherwise `text` as a JSON string.
+    static func normalized(_ text: String) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8), options: [.fragmentsAllowed])) != nil { return trimmed }
+        return (try? String(decoding: JSONEncoder().encode(text), as: UTF8.self)) ?? "null"
+    }
+}
+
 /// A result that stores nothing (for typed handlers with no result).
 public struct EmptyResult: Encodable, Sendable {
     public init() {}

@@ -20,6 +20,7 @@ public struct JobContext: Sendable {
     /// Records progress (any JSON text). Calls closer together than 250 ms are coalesced: the latest
     /// value is kept and written by the next call, the heartbeat, or when the handler returns.
     public func progress(json: String) async throws {
+        let json = JSONText.normalized(json)
         guard lease.shouldWriteProgress(json) else { return }
         try await driver.progress(lease.current, json)
     }

@@ -48,7 +48,7 @@ struct JobRunner: Sendable {
         let outcome = await withTaskGroup(of: Outcome?.self) { group -> Outcome in
             group.addTask {
                 do {
-                    return .succeeded(result: try await handler(context))
+                    return .succeeded(result: try await handler(context).map(JSONText.normalized))
                 } catch {
                     return .failed(Self.describe(error))
                 }

@@ -37,7 +37,8 @@ public struct Job: Sendable, Hashable {
     public var id: JobID
     public var type: JobType
     public var queue: QueueName
-    /// The payload as JSON text (any JSON value).
+    /// The payload as JSON text (any JSON value). It must be valid JSON: the API validates it, and
+    /// readers embed it as it is.
     public var payload: String
     public var priority: Priority
     public var maxAttempts: Int
