@@ -52,19 +52,15 @@ extension RedisQueueDriver {
 
     /// Deletes a dead job from Redis; throws `notFound`, or `conflict` when it is not dead.
     public func purge(_ id: JobID, queue: QueueName? = nil) async throws {
-        let candidates: [QueueName]
-        if let queue { candidates = [queue] } else { candidates = try await queues() }
-        for queue in candidates {
-            let q = keys.queue(queue)
-            let reply = try await redis.evalScript(Scripts.purge, keys: [q.job(id), q.dead], arguments: [RESPArgument(id.rawValue)])
-            switch reply.string {
-            case "ok": return
-            case "not_found": continue
-            case let state?: throw QueueError(.conflict, jobID: id, state: JobState(rawValue: state), message: "job is \(state)")
-            case nil: throw QueueError(.unexpectedReply, jobID: id)
-            }
+        guard let queue = try await locate(id, queue: queue) else { throw QueueError(.notFound, jobID: id) }
+        let q = keys.queue(queue)
+        let reply = try await redis.evalScript(Scripts.purge, keys: [q.job(id), q.dead], arguments: [RESPArgument(id.rawValue)])
+        switch reply.string {
+        case "ok": return
+        case "not_found": throw QueueError(.notFound, jobID: id)
+        case let state?: throw QueueError(.conflict, jobID: id, state: JobState(rawValue: state), message: "job is \(state)")
+        case nil: throw QueueError(.unexpectedReply, jobID: id)
         }
-        throw QueueError(.notFound, jobID: id)
     }
 
     /// Requeues every dead job (optionally of one queue and/or type); returns how many.

@@ -109,7 +109,7 @@ public final class RedisQueueDriver: QueueDriver {
     }
 
     /// The queue a job lives in, by probing every known queue (nil if no hash exists).
-    private func locate(_ id: JobID, queue: QueueName?) async throws -> QueueName? {
+    func locate(_ id: JobID, queue: QueueName?) async throws -> QueueName? {
         if let queue { return queue }
         let all = try await queues()
         if all.isEmpty { return nil }
