@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The journal schema, embedded into DocketJournal (a shipped file is never edited).
-let migrations = ["0001_init"]
+let migrations = ["0001_init", "0002_recovery"]
 
 /// Every Lua transition, embedded into the binary (one file each; `Scripts.swift` is the registry).
 let luaScripts = [
@@ -138,6 +138,15 @@ let package = Package(
             name: "DocketWorkerTests",
             dependencies: ["DocketQueue", "DocketWorker", "DocketTestSupport"],
             path: "Tests/WorkerTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DocketFaultTests",
+            dependencies: [
+                "DocketQueue", "DocketJournal", "DocketTestSupport", "DocketCLI",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Tests/FaultTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

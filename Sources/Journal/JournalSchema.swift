@@ -3,7 +3,8 @@ import GRDB
 /// The migrations of `migrations/`, embedded at build time. A shipped file is never edited.
 enum JournalSchema {
     static let migrations: [(id: String, sql: [UInt8])] = [
-        ("0001_init", PackageResources._001_init_sql)
+        ("0001_init", PackageResources._001_init_sql),
+        ("0002_recovery", PackageResources._002_recovery_sql),
     ]
 
     static var migrator: DatabaseMigrator {

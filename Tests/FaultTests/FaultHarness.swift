@@ -1,0 +1,3 @@
+import DocketTestSupport
+import Foundation
+import Testing
