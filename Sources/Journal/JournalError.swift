@@ -1,13 +1,15 @@
 /// An error from the journal.
 public struct JournalError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String, Hashable, Sendable { case invalidCursor, closed, corrupt }
+        private enum Base: String, Hashable, Sendable { case invalidCursor, closed, corrupt, unavailable }
         private let base: Base
         private init(_ base: Base) { self.base = base }
         /// A pagination cursor that this journal did not issue.
         public static var invalidCursor: Self { .init(.invalidCursor) }
         /// The writer has shut down.
         public static var closed: Self { .init(.closed) }
+        /// The journal cannot commit (disk full, read-only, I/O error): nothing was acknowledged.
+        public static var unavailable: Self { .init(.unavailable) }
         /// A stored row that does not decode.
         public static var corrupt: Self { .init(.corrupt) }
         public var description: String { base.rawValue }

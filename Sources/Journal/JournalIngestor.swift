@@ -23,6 +23,8 @@ public final class JournalIngestor: Service, Sendable {
     private let observers = Mutex<[@Sendable ([JournalEvent]) -> Void]>([])
     private let lagMillis = Atomic<Int64>(0)
     private let ingested = Atomic<Int>(0)
+    /// Jobs recently known to be defined in the journal (saves a lookup per event on the hot path).
+    private let known = Mutex<Set<JobID>>([])
 
     public init(journal: Journal, driver: RedisQueueDriver, configuration: Configuration = .init(), logger: Logger) {
         self.journal = journal
@@ -68,6 +70,32 @@ public final class JournalIngestor: Service, Sendable {
         _ = try? await pass(&cursors)
     }
 
+    /// Definitions (from Redis) of the jobs `batch` meets mid-life: not enqueued in the batch and not defined in
+    /// the journal (this journal joined late, or their `enqueued` event was trimmed before it was read).
+    func definitions(for batch: [JournalEvent], queue: QueueName) async throws -> [Job] {
+        let enqueued = Set(batch.lazy.filter { $0.job != nil }.map(\.jobID))
+        let cached = known.withLock { $0 }
+        let unknown = Array(Set(batch.lazy.map(\.jobID).filter { !enqueued.contains($0) && !cached.contains($0) }))
+        if unknown.isEmpty { return [] }
+        let defined = try await journal.reader.definedJobs(unknown)
+        remember(Array(defined))
+        let missing = unknown.filter { !defined.contains($0) }
+        if missing.isEmpty { return [] }
+        let found = try await driver.jobs(missing.map { ($0, queue) }).compactMap { $0 }
+        if found.count < missing.count {
+            logger.warning("Met jobs whose definition Redis no longer holds; they are journaled as undefined and never restored",
+                           metadata: ["jobs.count": "\(missing.count - found.count)", "queue.name": "\(queue)"])
+        }
+        return found
+    }
+
+    private func remember(_ ids: [JobID]) {
+        known.withLock { set in
+            if set.count > 200_000 { set.removeAll(keepingCapacity: true) }
+            set.formUnion(ids)
+        }
+    }
+
     /// One pass over every queue; returns how many events it journaled.
     @discardableResult
     public func pass(_ cursors: inout [QueueName: String]) async throws -> Int {
@@ -90,7 +118,9 @@ public final class JournalIngestor: Service, Sendable {
                 continue
             }
             let batch = events.map { JournalEvent($0, queue: queue) }
-            try await journal.writer.write([.events(batch), .cursor(queue, last.streamID)])
+            let definitions = try await definitions(for: batch, queue: queue)
+            try await journal.writer.write([.define(definitions), .events(batch), .cursor(queue, last.streamID)])
+            remember(batch.map(\.jobID))
             for observer in observers.withLock({ $0 }) { observer(batch) }
             cursors[queue] = last.streamID
             moved += events.count

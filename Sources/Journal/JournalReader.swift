@@ -67,13 +67,78 @@ public struct JournalReader: Sendable {
         }
     }
 
-    /// Jobs accepted while Redis was unreachable, oldest first.
+    /// Jobs accepted while Redis was unreachable (or fenced), oldest first. A job with any event past its
+    /// write-ahead one has reached Redis already.
     public func spooled(limit: Int, olderThan age: Duration = .zero) async throws -> [Job] {
         let cutoff = Date().millis - age.milliseconds
         return try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM job WHERE spooled = 1 AND createdAt <= ? ORDER BY createdAt, id LIMIT ?",
+            try Row.fetchAll(db, sql: "SELECT * FROM job WHERE spooled = 1 AND lastSeq <= 1 AND createdAt <= ? ORDER BY createdAt, id LIMIT ?",
                              arguments: [cutoff, limit]).compactMap(Self.job(from:))
         }
+    }
+
+    /// Whether the journal holds any job.
+    public func hasJobs() async throws -> Bool {
+        try await database.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM job)") ?? false }
+    }
+
+    /// Every queue the journal has seen a job in.
+    public func queues() async throws -> [QueueName] {
+        try await database.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT queue FROM job").compactMap(QueueName.init(rawValue:))
+        }
+    }
+
+    /// Which of `ids` the journal knows in full (type and payload).
+    public func definedJobs(_ ids: [JobID]) async throws -> Set<JobID> {
+        if ids.isEmpty { return [] }
+        return try await database.read { db in
+            var found = Set<JobID>()
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = ids[start..<min(start + 500, ids.count)]
+                let sql = "SELECT id FROM job WHERE defined = 1 AND id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))"
+                for id in try String.fetchAll(db, sql: sql, arguments: StatementArguments(chunk.map(\.rawValue))) {
+                    if let id = JobID(rawValue: id) { found.insert(id) }
+                }
+            }
+            return found
+        }
+    }
+
+    /// The first job enqueued to `queue` with `key` since `since` (the idempotency window), if any.
+    public func job(idempotencyKey key: String, queue: QueueName, since: Date) async throws -> Job? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT * FROM job WHERE queue = ? AND idempotencyKey = ? AND createdAt >= ? ORDER BY createdAt, id LIMIT 1
+                """, arguments: [queue.rawValue, key, since.millis]).flatMap(Self.job(from:))
+        }
+    }
+
+    /// The journal's rows for `ids` (any state).
+    public func jobs(_ ids: [JobID]) async throws -> [Job] {
+        if ids.isEmpty { return [] }
+        return try await database.read { db in
+            var jobs = [Job]()
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = ids[start..<min(start + 500, ids.count)]
+                let sql = "SELECT * FROM job WHERE id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))"
+                jobs += try Row.fetchAll(db, sql: sql, arguments: StatementArguments(chunk.map(\.rawValue))).compactMap(Self.job(from:))
+            }
+            return jobs
+        }
+    }
+
+    /// Events kept as conflicts for a job: same (job, seq) as a journaled event, other content.
+    public func conflicts(_ id: JobID) async throws -> [JournalEvent] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM journalConflict WHERE jobId = ? ORDER BY seq, recordedAt", arguments: [id.rawValue])
+                .map(JournalEvent.init(row:))
+        }
+    }
+
+    /// Conflicting events recorded in this journal.
+    public func conflictCount() async throws -> Int {
+        try await database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journalConflict") ?? 0 }
     }
 
     /// The stream id this journal has committed for each queue.

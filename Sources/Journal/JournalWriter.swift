@@ -6,11 +6,15 @@ import ServiceLifecycle
 
 /// One change to the journal. A unit of several changes always commits in one transaction.
 public enum JournalWrite: Sendable {
-    /// Inserts events (a duplicate `(jobId, seq)` is skipped) and advances their jobs' rows.
+    /// Inserts events and advances their jobs' rows. A replayed `(jobId, seq)` is skipped; one already
+    /// journaled with different content is kept as a conflict (`journalConflict`).
     case events([JournalEvent], spooled: Bool = false)
+    /// Records the definition of jobs this journal met mid-life (taken from Redis), before their events.
+    case define([Job])
     /// The jobs are now in Redis.
     case clearSpooled([JobID])
-    /// Removes a job that never became real (its idempotency key belonged to another job).
+    /// Removes a job that never became real (its idempotency key belonged to another job); only a job still
+    /// spooled with nothing but its write-ahead event, so no history is ever deleted.
     case discard(JobID)
     /// Records how far this journal has drained a queue's stream.
     case cursor(QueueName, String)
@@ -41,6 +45,8 @@ public actor JournalWriter: Service {
     /// Commits so far and their total time (for metrics and the benchmark).
     public private(set) var commits = 0
     public private(set) var commitTime: Duration = .zero
+    /// Conflicting events recorded since start (see `JournalWrite.events`).
+    public private(set) var conflicts = 0
 
     public init(database: DatabasePool, configuration: Configuration = .init(), logger: Logger) {
         self.database = database
@@ -85,28 +91,40 @@ public actor JournalWriter: Service {
         let units = batch.map(\.unit)
         let start = ContinuousClock.now
         do {
-            try await database.write { db in
-                for unit in units { for write in unit { try Self.apply(write, db) } }
+            let found = try await database.write { db -> [JournalEvent] in
+                var found = [JournalEvent]()
+                for unit in units { for write in unit { try Self.apply(write, db, conflicts: &found) } }
+                return found
             }
             commits += 1
             commitTime += ContinuousClock.now - start
+            conflicts += found.count
+            for e in found {
+                logger.warning("Journal conflict: an event's (job, seq) was already journaled with other content; both are kept",
+                               metadata: ["job.id": "\(e.jobID)", "event.seq": "\(e.seq)", "event.name": "\(e.event)"])
+            }
             for item in batch { item.continuation?.resume() }
         } catch {
             logger.error("Journal commit failed", metadata: ["journal.batch": "\(batch.count)", "error": "\(error)"])
-            for item in batch { item.continuation?.resume(throwing: error) }
+            let failure = JournalError(.unavailable, message: "\(error)")
+            for item in batch { item.continuation?.resume(throwing: failure) }
         }
     }
 
-    static func apply(_ write: JournalWrite, _ db: Database) throws {
+    static func apply(_ write: JournalWrite, _ db: Database, conflicts: inout [JournalEvent]) throws {
         switch write {
         case .events(let events, let spooled):
-            for event in events { try apply(event, spooled: spooled, db) }
+            for event in events {
+                if try !apply(event, spooled: spooled, db) { conflicts.append(event) }
+            }
+        case .define(let jobs):
+            for job in jobs { try define(job, db) }
         case .clearSpooled(let ids):
             let statement = try db.cachedStatement(sql: "UPDATE job SET spooled = 0 WHERE id = ? AND spooled = 1")
             for id in ids { try statement.execute(arguments: [id.rawValue]) }
         case .discard(let id):
-            try db.execute(sql: "DELETE FROM journalEvent WHERE jobId = ?", arguments: [id.rawValue])
-            try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id.rawValue])
+            try db.execute(sql: "DELETE FROM job WHERE id = ? AND spooled = 1 AND lastSeq <= 1", arguments: [id.rawValue])
+            if db.changesCount > 0 { try db.execute(sql: "DELETE FROM journalEvent WHERE jobId = ?", arguments: [id.rawValue]) }
         case .cursor(let queue, let id):
             try db.execute(
                 sql: "INSERT INTO streamCursor (queue, lastId, updatedAt) VALUES (?, ?, ?) ON CONFLICT(queue) DO UPDATE SET lastId = excluded.lastId, updatedAt = excluded.updatedAt",
@@ -114,8 +132,27 @@ public actor JournalWriter: Service {
         }
     }
 
-    /// Inserts one event; if it is new, creates (enqueued) or advances its job's row.
-    static func apply(_ e: JournalEvent, spooled: Bool, _ db: Database) throws {
+    /// A job met mid-life: its definition from Redis (a placeholder row, if any, gets it too).
+    static func define(_ job: Job, _ db: Database) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, runAt,
+              idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, defined)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1)
+            ON CONFLICT(id) DO UPDATE SET type = excluded.type, payload = excluded.payload, priority = excluded.priority,
+              maxAttempts = excluded.maxAttempts, timeoutMs = excluded.timeoutMs, backoffBaseMs = excluded.backoffBaseMs,
+              backoffMaxMs = excluded.backoffMaxMs, idempotencyKey = excluded.idempotencyKey, createdAt = excluded.createdAt,
+              defined = 1
+            WHERE defined = 0
+            """).execute(arguments: [
+                job.id.rawValue, job.type.rawValue, job.queue.rawValue, job.payload, job.priority.rawValue, job.maxAttempts,
+                job.timeout.milliseconds, job.backoff.base.milliseconds, job.backoff.max.milliseconds, job.runAt?.millis,
+                job.idempotencyKey, job.state.rawValue, job.attempts, job.createdAt.millis, job.updatedAt.millis,
+            ])
+    }
+
+    /// Inserts one event; if it is new, creates (enqueued) or advances its job's row. Returns false when the
+    /// `(jobId, seq)` was already journaled with different content (then kept in `journalConflict`).
+    static func apply(_ e: JournalEvent, spooled: Bool, _ db: Database) throws -> Bool {
         try db.cachedStatement(sql: """
             INSERT INTO journalEvent (jobId, seq, at, event, state, attempt, queue, type, worker, error, actor, detail, runMs)
             VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT type FROM job WHERE id = ?)), ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
@@ -123,7 +160,7 @@ public actor JournalWriter: Service {
                 e.jobID.rawValue, e.seq, e.at.millis, e.event, e.state.rawValue, e.attempt, e.queue.rawValue, e.type?.rawValue, e.jobID.rawValue,
                 e.worker, e.error, e.actor, e.detail, e.runMs,
             ])
-        guard db.changesCount > 0 else { return }  // a replayed event: already applied
+        guard db.changesCount > 0 else { return try replayed(e, db) }
         if let job = e.job {
             try db.cachedStatement(sql: """
                 INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, runAt,
@@ -134,13 +171,14 @@ public actor JournalWriter: Service {
                     job.timeout.milliseconds, job.backoff.base.milliseconds, job.backoff.max.milliseconds, job.runAt?.millis,
                     job.idempotencyKey, e.state.rawValue, job.createdAt.millis, e.at.millis, e.seq, spooled ? 1 : 0,
                 ])
-            return
+            return true
         }
-        // A job first seen mid-life (its `enqueued` event was trimmed before this journal existed).
+        // A job first seen mid-life whose definition Redis no longer had (the ingestor defines the others
+        // first): a row marked undefined, which recovery never restores.
         try db.cachedStatement(sql: """
             INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, state,
-              createdAt, updatedAt, lastSeq)
-            VALUES (?, ?, ?, 'null', 'normal', 0, 0, 0, 0, ?, ?, ?, 0) ON CONFLICT DO NOTHING
+              createdAt, updatedAt, lastSeq, defined)
+            VALUES (?, ?, ?, 'null', 'normal', 0, 0, 0, 0, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING
             """).execute(arguments: [e.jobID.rawValue, e.type?.rawValue ?? "unknown", e.queue.rawValue, e.state.rawValue, e.at.millis, e.at.millis])
         let terminal = e.state.isTerminal
         try db.cachedStatement(sql: """
@@ -150,7 +188,8 @@ public actor JournalWriter: Service {
               lastError = COALESCE(?, lastError),
               result = CASE WHEN ? THEN ? ELSE result END,
               progress = CASE WHEN ? THEN ? ELSE progress END,
-              runAt = CASE WHEN ? THEN ? ELSE runAt END
+              runAt = CASE WHEN ? THEN ? ELSE runAt END,
+              spooled = 0
             WHERE id = ? AND lastSeq < ?
             """).execute(arguments: [
                 e.state.rawValue, e.attempt, e.at.millis, e.seq,
@@ -162,6 +201,33 @@ public actor JournalWriter: Service {
                 e.event == "retry_scheduled", e.detail.flatMap { Int64($0) },
                 e.jobID.rawValue, e.seq,
             ])
+        return true
+    }
+
+    /// An event whose (jobId, seq) is journaled already: a replay (true), or a divergence kept as a conflict
+    /// (false). The write-ahead `enqueued` event and the stream's own differ only in time and actor.
+    static func replayed(_ e: JournalEvent, _ db: Database) throws -> Bool {
+        guard let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT event, state, attempt, at, worker FROM journalEvent WHERE jobId = ? AND seq = ?"),
+            arguments: [e.jobID.rawValue, e.seq])
+        else { return true }
+        let event: String = row["event"]
+        if event == e.event && (e.event == "enqueued"
+            || (row["state"] == e.state.rawValue && row["attempt"] == e.attempt && row["at"] == e.at.millis && row["worker"] == e.worker)) {
+            return true
+        }
+        let already = try Int.fetchOne(db.cachedStatement(sql: """
+            SELECT COUNT(*) FROM journalConflict WHERE jobId = ? AND seq = ? AND event = ? AND at = ? AND attempt = ?
+            """), arguments: [e.jobID.rawValue, e.seq, e.event, e.at.millis, e.attempt]) ?? 0
+        guard already == 0 else { return true }  // the same conflicting entry read again
+        try db.cachedStatement(sql: """
+            INSERT INTO journalConflict (jobId, seq, at, event, state, attempt, queue, worker, error, detail, recordedAt)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                e.jobID.rawValue, e.seq, e.at.millis, e.event, e.state.rawValue, e.attempt, e.queue.rawValue, e.worker, e.error,
+                e.detail, Date().millis,
+            ])
+        return false
     }
 }
 
@@ -169,6 +235,7 @@ extension JournalWrite {
     var weight: Int {
         switch self {
         case .events(let events, _): return events.count
+        case .define(let jobs): return jobs.count
         case .clearSpooled(let ids): return ids.count
         case .discard, .cursor: return 1
         }

@@ -2,13 +2,17 @@ import DocketQueue
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Write-ahead enqueue: a job's `enqueued` event is durable in SQLite before the job goes to Redis.
-/// If Redis is unreachable the job stays in the journal as spooled and `SpoolPusher` delivers it later.
+/// If Redis is unreachable, or lost data and is not rebuilt yet (fenced), the job stays in the journal as
+/// spooled and `SpoolPusher` delivers it later.
 public struct JournaledQueue: Sendable {
     public let journal: Journal
     public let driver: RedisQueueDriver
     let logger: Logger
+    /// Enqueues holding an idempotency key, so that two with one key never both create a job.
+    private let keyLocks = KeyLocks()
 
     public init(journal: Journal, driver: RedisQueueDriver, logger: Logger) {
         self.journal = journal
@@ -21,7 +25,7 @@ public struct JournaledQueue: Sendable {
         case created(Job)
         /// The idempotency key already named this job; nothing was created.
         case existing(Job)
-        /// Journaled, waiting for Redis to come back.
+        /// Journaled, waiting for Redis to come back (or to be rebuilt).
         case spooled(Job)
         public var job: Job {
             switch self {
@@ -30,13 +34,55 @@ public struct JournaledQueue: Sendable {
         }
     }
 
-    /// Journals then enqueues `jobs` (one durable commit for all of them, one Redis pipeline).
+    /// Journals then enqueues `jobs` (one durable commit for all of them, one Redis pipeline). A job whose
+    /// idempotency key the journal already knows within the window answers that job, whether or not Redis is
+    /// reachable or still holds the key.
     public func enqueue(_ jobs: [Job], actor: String?) async throws -> [Outcome] {
         if jobs.isEmpty { return [] }
+        let keys = Set(jobs.compactMap { job in job.idempotencyKey.map { "\(job.queue.rawValue)\u{0}\($0)" } })
+        if keys.isEmpty { return try await journalAndDeliver(jobs, actor: actor) }
+        return try await keyLocks.withLocks(keys.sorted()) {
+            var outcomes = [Outcome?](repeating: nil, count: jobs.count)
+            var fresh = [Int]()
+            var firstInBatch = [String: Int]()
+            let since = Date().addingTimeInterval(-Double(driver.configuration.idempotencyTTL.milliseconds) / 1000)
+            for (i, job) in jobs.enumerated() {
+                guard let key = job.idempotencyKey else { fresh.append(i); continue }
+                if let earlier = try await journal.reader.job(idempotencyKey: key, queue: job.queue, since: since) {
+                    outcomes[i] = .existing(earlier)
+                } else if let first = firstInBatch["\(job.queue.rawValue)\u{0}\(key)"] {
+                    outcomes[i] = .existing(jobs[first])  // resolved below, once the first is journaled
+                } else {
+                    firstInBatch["\(job.queue.rawValue)\u{0}\(key)"] = i
+                    fresh.append(i)
+                }
+            }
+            let delivered = try await journalAndDeliver(fresh.map { jobs[$0] }, actor: actor)
+            var byID = [JobID: Outcome]()
+            for (i, outcome) in zip(fresh, delivered) {
+                outcomes[i] = outcome
+                byID[jobs[i].id] = outcome
+            }
+            return outcomes.map { outcome -> Outcome in
+                if case .existing(let job)? = outcome, let first = byID[job.id] { return .existing(first.job) }
+                return outcome!
+            }
+        }
+    }
+
+    private func journalAndDeliver(_ jobs: [Job], actor: String?) async throws -> [Outcome] {
+        if jobs.isEmpty { return [] }
         try await journal.writer.write([.events(jobs.map { JournalEvent.enqueued($0, actor: actor) }, spooled: true)])
+        return try await deliver(jobs, actor: actor)
+    }
+
+    /// Pushes journaled (spooled) jobs into Redis: fenced while Redis lost data and is not rebuilt yet, and
+    /// spooled again when Redis is unreachable. Clears the spooled flag of what arrived.
+    func deliver(_ jobs: [Job], actor: String?) async throws -> [Outcome] {
         let results: [EnqueueResult]
         do {
-            results = try await driver.enqueue(jobs, actor: actor)
+            guard try await driver.dataVerified() else { return jobs.map { .spooled($0) } }
+            results = try await driver.enqueue(jobs, actor: actor, fenced: true)
         } catch let error as RedisClientError {
             // Unreachable, or refusing writes (LOADING, OOM…): the jobs are durable in the journal and the
             // spool delivers them, so the answer is "accepted", never an error that invites a retry.
@@ -49,7 +95,7 @@ public struct JournaledQueue: Sendable {
     /// Clears the spooled flag of jobs now in Redis and forgets jobs an idempotency key turned away.
     func settle(_ jobs: [Job], _ results: [EnqueueResult]) async throws -> [Outcome] {
         var delivered = [JobID]()
-        var discards = [JournalWrite]()
+        var writes = [JournalWrite]()
         var outcomes = [Outcome]()
         for (job, result) in zip(jobs, results) {
             switch result {
@@ -62,19 +108,60 @@ public struct JournaledQueue: Sendable {
                     delivered.append(job.id)
                     outcomes.append(.created(other))
                 } else {
-                    discards.append(.discard(job.id))
+                    writes.append(.discard(job.id))
                     outcomes.append(.existing(other))
                 }
             case .expired(let id):
                 // The key's job has left Redis; the journal still knows it.
-                discards.append(.discard(job.id))
+                writes.append(.discard(job.id))
                 outcomes.append(.existing(try await journal.reader.job(id) ?? job))
+            case .fenced:
+                outcomes.append(.spooled(job))
             }
         }
-        if !discards.isEmpty { try await journal.writer.write(discards) }
-        // The flag is only a hint for the spool pusher (a re-push is a no-op), so it needn't wait for a commit.
-        if !delivered.isEmpty { await journal.writer.submit([.clearSpooled(delivered)]) }
+        // The flag is cleared before the job is acknowledged as created, so recovery never skips a delivered job.
+        if !delivered.isEmpty { writes.append(.clearSpooled(delivered)) }
+        if !writes.isEmpty { try await journal.writer.write(writes) }
         return outcomes
+    }
+}
+
+/// Per-key async locks (process-local): holders of one key run one at a time, in arrival order.
+final class KeyLocks: Sendable {
+    private let state = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
+
+    func withLocks<T: Sendable>(_ keys: [String], _ body: () async throws -> T) async throws -> T {
+        for key in keys { await lock(key) }
+        defer { for key in keys { unlock(key) } }
+        return try await body()
+    }
+
+    private func lock(_ key: String) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let acquired = state.withLock { table -> Bool in
+                if table[key] == nil {
+                    table[key] = []
+                    return true
+                }
+                table[key]!.append(continuation)
+                return false
+            }
+            if acquired { continuation.resume() }
+        }
+    }
+
+    private func unlock(_ key: String) {
+        let next = state.withLock { table -> CheckedContinuation<Void, Never>? in
+            guard var waiting = table[key] else { return nil }
+            if waiting.isEmpty {
+                table[key] = nil
+                return nil
+            }
+            let first = waiting.removeFirst()
+            table[key] = waiting
+            return first
+        }
+        next?.resume()
     }
 }
 
@@ -105,12 +192,10 @@ public struct SpoolPusher: Service {
     public func pushOnce(batch: Int = 500) async throws -> Int {
         let jobs = try await queue.journal.reader.spooled(limit: batch, olderThan: minAge)
         if jobs.isEmpty { return 0 }
-        let results = try await queue.driver.enqueue(jobs, actor: nil)
-        let outcomes = try await queue.settle(jobs, results)
-        // Wait for the flags so the next batch does not pick the same jobs again.
-        try await queue.journal.writer.write([])
-        logger.info("Pushed spooled jobs to Redis", metadata: ["jobs.count": "\(outcomes.count)"])
-        return outcomes.count
+        let outcomes = try await queue.deliver(jobs, actor: nil)
+        let pushed = outcomes.filter { if case .spooled = $0 { false } else { true } }.count
+        if pushed > 0 { logger.info("Pushed spooled jobs to Redis", metadata: ["jobs.count": "\(pushed)"]) }
+        return pushed
     }
 }
 

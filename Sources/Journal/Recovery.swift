@@ -4,9 +4,12 @@ import GRDB
 import Logging
 import ServiceLifecycle
 
-/// Rebuilds Redis from the journal: every non-terminal job (an active one goes back to pending), the
-/// dead-letter queue and live idempotency keys. Jobs Redis still has are left alone, so running it
-/// twice, or while Redis is partly intact, is safe.
+/// Rebuilds Redis from the journal, job by job: a job Redis lacks, or holds at an older `seq` than the journal
+/// (a restart from an old snapshot, the last second of AOF lost, a flush), is set back to the journal's state.
+/// Non-terminal jobs come back to run; dead ones come back to the dead-letter queue while their dead TTL lasts;
+/// completed, cancelled and purged ones never run again (a stale live copy is finished or deleted). Idempotency
+/// keys of every job still in the window come back. Jobs Redis holds as new as the journal are left alone, so
+/// running it twice, or while Redis is intact, is safe.
 public struct Recovery: Sendable {
     let journal: Journal
     let driver: RedisQueueDriver
@@ -22,73 +25,175 @@ public struct Recovery: Sendable {
     public struct Report: Sendable, Hashable {
         public var dryRun: Bool
         public var asOf: Date?
-        /// Journaled jobs that Redis should hold.
+        /// Journaled jobs compared with Redis.
         public var candidates = 0
-        /// Of those, already in Redis (left alone).
+        /// Of those, already in Redis at the journal's seq or later (left alone).
         public var present = 0
-        /// Restored (or to restore), by the state they get in Redis.
+        /// Set back (or to set back), by the state they get in Redis.
         public var restored: [JobState: Int] = [:]
         public var restoredTotal: Int { restored.values.reduce(0, +) }
+        /// Of the restored, how many Redis held at an older seq (stale copies set back).
+        public var stale = 0
+        /// Jobs recovery never restores: met mid-life by this journal when Redis no longer had their definition.
+        public var undefined = 0
     }
 
-    static let recoverable: [JobState] = [.pending, .scheduled, .retrying, .active, .dead]
+    /// Live states whose jobs Redis must hold.
+    static let recoverable: [JobState] = [.active, .pending, .retrying, .scheduled, .dead]
+    static let batch = 2000
 
     public func run(dryRun: Bool, asOf: Date? = nil) async throws -> Report {
         var report = Report(dryRun: dryRun, asOf: asOf)
-        var after: (Int64, String)? = nil
-        while true {
-            let batch = try await candidates(asOf: asOf, after: after, limit: 500)
-            guard let last = batch.last else { break }
-            after = (last.createdAt.millis, last.id.rawValue)
-            report.candidates += batch.count
-            if dryRun {
-                for (job, exists) in zip(batch, try await driver.exists(batch)) {
-                    guard !exists else { report.present += 1; continue }
-                    let state: JobState = job.state != .active ? job.state : job.attempts >= job.maxAttempts ? .dead : .pending
-                    report.restored[state, default: 0] += 1
-                }
-            } else {
-                for state in try await driver.restore(batch) {
-                    if let state { report.restored[state, default: 0] += 1 } else { report.present += 1 }
+        // 1. What Redis holds live that the journal knows newer (finished since, cancelled, purged…).
+        try await sweepRedis(&report, dryRun: dryRun)
+        // 2. Every live job of the journal (and, for the idempotency window, finished ones with a key).
+        if let asOf {
+            var after: (Int64, String)? = nil
+            while true {
+                let batch = try await candidates(asOf: asOf, after: after, limit: Self.batch)
+                guard let last = batch.last else { break }
+                after = (last.createdAt.millis, last.id.rawValue)
+                try await apply(batch, &report, dryRun: dryRun)
+            }
+        } else {
+            for state in Self.recoverable {
+                var after: (Int64, String)? = nil
+                while true {
+                    let batch = try await candidates(state: state, after: after, limit: Self.batch)
+                    guard let last = batch.last else { break }
+                    after = (last.createdAt.millis, last.id.rawValue)
+                    try await apply(batch, &report, dryRun: dryRun)
                 }
             }
+            var after: (Int64, String)? = nil
+            while true {
+                let batch = try await finishedWithKeys(after: after, limit: Self.batch)
+                guard let last = batch.last else { break }
+                after = (last.createdAt.millis, last.id.rawValue)
+                try await apply(batch, &report, dryRun: dryRun, counted: false)
+            }
+        }
+        report.undefined = try await journal.database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE defined = 0 AND state IN ('pending','scheduled','retrying','active','dead')") ?? 0
+        }
+        if report.undefined > 0 {
+            logger.warning("Recovery skipped jobs whose type and payload this journal never learned", metadata: ["recovery.undefined": "\(report.undefined)"])
         }
         logger.notice("Recovery \(dryRun ? "dry run" : "done")", metadata: [
             "recovery.candidates": "\(report.candidates)", "recovery.restored": "\(report.restoredTotal)", "recovery.present": "\(report.present)",
+            "recovery.stale": "\(report.stale)",
         ])
         return report
     }
 
-    /// Journaled jobs Redis should hold, oldest first after `after`: their latest state, or their state
-    /// as of `asOf` (from the last event at or before it). Spooled jobs are the spool's business.
-    func candidates(asOf: Date?, after: (Int64, String)?, limit: Int) async throws -> [Job] {
+    /// Restores `batch` (or, dry, compares it with Redis) and counts what happened.
+    private func apply(_ batch: [Job], _ report: inout Report, dryRun: Bool, counted: Bool = true) async throws {
+        if counted { report.candidates += batch.count }
+        let seqs = try await driver.seqs(batch)
+        if dryRun {
+            for (job, seq) in zip(batch, seqs) {
+                if let seq, seq >= job.seq { if counted { report.present += 1 }; continue }
+                guard let state = Self.restoredState(job, inRedis: seq != nil) else { continue }
+                report.restored[state, default: 0] += 1
+                if seq != nil { report.stale += 1 }
+            }
+            return
+        }
+        for (seq, outcome) in zip(seqs, try await driver.restore(batch)) {
+            switch outcome {
+            case .present: if counted { report.present += 1 }
+            case .skipped: break
+            case .restored(let state):
+                report.restored[state, default: 0] += 1
+                if seq != nil { report.stale += 1 }
+            }
+        }
+    }
+
+    /// The state `restore.lua` gives a job Redis lacks (or holds older), nil when it writes nothing.
+    static func restoredState(_ job: Job, inRedis: Bool) -> JobState? {
+        switch job.state {
+        case .active: return job.attempts >= job.maxAttempts ? .dead : .pending
+        case .scheduled, .retrying: return job.runAt == nil ? .pending : job.state
+        case .completed, .cancelled, .purged: return inRedis ? job.state : nil
+        case .pending, .dead: return job.state
+        }
+    }
+
+    /// Ids in Redis' live sets whose journal row has a higher seq and is finished there: set back, so a stale
+    /// copy never runs again (a live journal state is handled by the journal pass).
+    private func sweepRedis(_ report: inout Report, dryRun: Bool) async throws {
+        let queues = Set(try await driver.queues()).union(try await journal.reader.queues())
+        for queue in queues.sorted(by: { $0.rawValue < $1.rawValue }) {
+            var cursor: String? = "0"
+            while let current = cursor {
+                let page = try await driver.liveJobs(of: queue, after: current)
+                cursor = page.next
+                if page.jobs.isEmpty { continue }
+                let redisSeq = Dictionary(page.jobs.map { ($0.0, $0.1) }, uniquingKeysWith: max)
+                let stale = try await journal.reader.jobs(Array(redisSeq.keys)).filter { job in
+                    job.state.isTerminal && job.state != .dead && job.seq > (redisSeq[job.id] ?? 0)
+                }
+                if !stale.isEmpty { try await apply(stale, &report, dryRun: dryRun) }
+            }
+        }
+    }
+
+    /// Journaled jobs in `state` Redis should hold, oldest first after `after`. Spooled jobs are the spool's
+    /// business; undefined ones (type and payload unknown) are never restored.
+    func candidates(state: JobState, after: (Int64, String)?, limit: Int) async throws -> [Job] {
+        var sql = "SELECT * FROM job WHERE state = ? AND spooled = 0 AND defined = 1"
+        var arguments: [DatabaseValue] = [state.rawValue.databaseValue]
+        if let after {
+            sql += " AND (createdAt > ? OR (createdAt = ? AND id > ?))"
+            arguments += [after.0.databaseValue, after.0.databaseValue, after.1.databaseValue]
+        }
+        sql += " ORDER BY createdAt, id LIMIT \(limit)"
+        return try await fetch(sql, arguments)
+    }
+
+    /// Finished jobs whose idempotency key is still in its window (their keys are rebuilt; nothing runs).
+    func finishedWithKeys(after: (Int64, String)?, limit: Int) async throws -> [Job] {
+        let since = Date().millis - driver.configuration.idempotencyTTL.milliseconds
+        var sql = """
+            SELECT * FROM job WHERE idempotencyKey IS NOT NULL AND createdAt >= ? AND state IN ('completed','cancelled','purged')
+              AND spooled = 0 AND defined = 1
+            """
+        var arguments: [DatabaseValue] = [since.databaseValue]
+        if let after {
+            sql += " AND (createdAt > ? OR (createdAt = ? AND id > ?))"
+            arguments += [after.0.databaseValue, after.0.databaseValue, after.1.databaseValue]
+        }
+        sql += " ORDER BY createdAt, id LIMIT \(limit)"
+        return try await fetch(sql, arguments)
+    }
+
+    private func fetch(_ sql: String, _ arguments: [DatabaseValue]) async throws -> [Job] {
+        try await journal.database.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).compactMap(JournalReader.job(from:))
+        }
+    }
+
+    /// Point in time: journaled jobs as of `asOf` (from the last event at or before it) in a state Redis should
+    /// hold, oldest first after `after`.
+    func candidates(asOf: Date, after: (Int64, String)?, limit: Int) async throws -> [Job] {
         let states = Self.recoverable.map { "'\($0.rawValue)'" }.joined(separator: ",")
         let keyset = after == nil ? "" : "AND (j.createdAt > ? OR (j.createdAt = ? AND j.id > ?))"
-        var arguments: [DatabaseValue] = []
-        let sql: String
-        if let asOf {
-            sql = """
-                SELECT j.*, e.state AS stateAt, e.attempt AS attemptAt FROM job j
-                JOIN journalEvent e ON e.jobId = j.id
-                  AND e.seq = (SELECT MAX(seq) FROM journalEvent WHERE jobId = j.id AND at <= ?)
-                WHERE j.createdAt <= ? AND j.spooled = 0 AND e.state IN (\(states)) \(keyset)
-                ORDER BY j.createdAt, j.id LIMIT \(limit)
-                """
-            arguments += [asOf.millis.databaseValue, asOf.millis.databaseValue]
-        } else {
-            sql = "SELECT j.* FROM job j WHERE j.state IN (\(states)) AND j.spooled = 0 \(keyset) ORDER BY j.createdAt, j.id LIMIT \(limit)"
-        }
+        let sql = """
+            SELECT j.*, e.state AS stateAt, e.attempt AS attemptAt FROM job j
+            JOIN journalEvent e ON e.jobId = j.id
+              AND e.seq = (SELECT MAX(seq) FROM journalEvent WHERE jobId = j.id AND at <= ?)
+            WHERE j.createdAt <= ? AND j.spooled = 0 AND j.defined = 1 AND e.state IN (\(states)) \(keyset)
+            ORDER BY j.createdAt, j.id LIMIT \(limit)
+            """
+        var arguments: [DatabaseValue] = [asOf.millis.databaseValue, asOf.millis.databaseValue]
         if let after { arguments += [after.0.databaseValue, after.0.databaseValue, after.1.databaseValue] }
         let finalArguments = arguments
-        let pointInTime = asOf != nil
         return try await journal.database.read { db in
             try Row.fetchAll(db, sql: sql, arguments: StatementArguments(finalArguments)).compactMap { row -> Job? in
-                guard var job = JournalReader.job(from: row) else { return nil }
-                if pointInTime {
-                    guard let state = JobState(rawValue: row["stateAt"]) else { return nil }
-                    job.state = state
-                    job.attempts = row["attemptAt"]  // seq stays the journal's latest, so new events follow it
-                }
+                guard var job = JournalReader.job(from: row), let state = JobState(rawValue: row["stateAt"]) else { return nil }
+                job.state = state
+                job.attempts = row["attemptAt"]  // seq stays the journal's latest, so new events follow it
                 return job
             }
         }
@@ -97,13 +202,16 @@ public struct Recovery: Sendable {
 
 /// Notices when Redis may have lost this deployment's data (its marker key is gone after FLUSHALL or a
 /// restart without persistence, or names another Redis process after any restart, e.g. from an older
-/// snapshot) and rebuilds what is missing from the journal. Checks at start and every `interval`.
+/// snapshot) and rebuilds it from the journal. While it rebuilds, the marker is absent, so journaled
+/// enqueues are fenced (spooled) and claims after a restart wait. The marker is then set to the run id
+/// that was rebuilt: a Redis that restarted again meanwhile is rebuilt again. Checks at start and every
+/// `interval`.
 public struct RecoveryService: Service {
     let recovery: Recovery
     let interval: Duration
     let logger: Logger
 
-    public init(recovery: Recovery, interval: Duration = .seconds(2), logger: Logger) {
+    public init(recovery: Recovery, interval: Duration = .milliseconds(500), logger: Logger) {
         self.recovery = recovery
         self.interval = interval
         self.logger = logger
@@ -112,18 +220,28 @@ public struct RecoveryService: Service {
     public func run() async {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                if try await !recovery.driver.hasMarker() {
-                    let jobs = try await recovery.journal.reader.size().jobs
-                    if jobs > 0 {
-                        logger.warning("Redis is new, restarted or emptied: restoring from the journal whatever it lacks")
-                        _ = try await recovery.run(dryRun: false)
-                    }
-                    try await recovery.driver.setMarker()
-                }
+                try await check()
             } catch {
                 logger.debug("Recovery check failed; trying again", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
+    }
+
+    /// One check: rebuilds when the marker does not name the Redis process now running.
+    public func check() async throws {
+        let (holds, runID) = try await recovery.driver.markerState()
+        guard !holds else { return }
+        if try await recovery.journal.reader.hasJobs() {
+            try await recovery.driver.clearMarker()
+            logger.warning("Redis is new, restarted or emptied: setting it back to the journal's state", metadata: ["redis.run_id": "\(runID)"])
+            let start = ContinuousClock.now
+            let report = try await recovery.run(dryRun: false)
+            logger.notice("Rebuilt Redis from the journal", metadata: [
+                "recovery.restored": "\(report.restoredTotal)", "recovery.stale": "\(report.stale)",
+                "recovery.duration": "\(start.duration(to: .now))",
+            ])
+        }
+        try await recovery.driver.setMarker(runID: runID)
     }
 }

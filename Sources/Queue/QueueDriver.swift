@@ -45,17 +45,20 @@ public enum EnqueueResult: Sendable, Hashable {
     /// Nothing was created: the idempotency key names this job, whose Redis data has already expired
     /// (look it up in the journal).
     case expired(JobID)
-    /// The job, unless only its id is known (`expired`).
+    /// Nothing was written: Redis lost data and is not rebuilt yet (its marker is missing), and the caller asked
+    /// to be fenced. The journal keeps the job spooled until the rebuild is done.
+    case fenced(JobID)
+    /// The job, unless only its id is known (`expired`, `fenced`).
     public var job: Job! {
         switch self {
         case .created(let job), .existing(let job): return job
-        case .expired: return nil
+        case .expired, .fenced: return nil
         }
     }
     public var id: JobID {
         switch self {
         case .created(let job), .existing(let job): return job.id
-        case .expired(let id): return id
+        case .expired(let id), .fenced(let id): return id
         }
     }
     public var isCreated: Bool { if case .created = self { true } else { false } }

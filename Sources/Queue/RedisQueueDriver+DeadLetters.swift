@@ -50,11 +50,14 @@ extension RedisQueueDriver {
         return DeadPage(jobs: jobs, next: next)
     }
 
-    /// Deletes a dead job from Redis; throws `notFound`, or `conflict` when it is not dead.
-    public func purge(_ id: JobID, queue: QueueName? = nil) async throws {
+    /// Deletes a dead job from Redis with a `purged` event (recovery never brings it back); throws `notFound`,
+    /// or `conflict` when it is not dead.
+    public func purge(_ id: JobID, queue: QueueName? = nil, actor: String? = nil) async throws {
         guard let queue = try await locate(id, queue: queue) else { throw QueueError(.notFound, jobID: id) }
         let q = keys.queue(queue)
-        let reply = try await redis.evalScript(Scripts.purge, keys: [q.job(id), q.dead], arguments: [RESPArgument(id.rawValue)])
+        let reply = try await redis.evalScript(
+            Scripts.purge, keys: [q.job(id), q.dead, q.events],
+            arguments: [RESPArgument(id.rawValue), RESPArgument(Date().millis), RESPArgument(actor ?? "")])
         switch reply.string {
         case "ok": return
         case "not_found": throw QueueError(.notFound, jobID: id)

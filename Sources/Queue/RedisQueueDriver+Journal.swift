@@ -1,8 +1,10 @@
 import Foundation
+import Synchronization
 
 extension RedisQueueDriver {
     /// Records that journal `journalID` has committed `queue`'s stream up to `streamID`, then trims the
-    /// stream below the oldest cursor of every live journal (silent for less than `staleAfter`).
+    /// stream below the oldest cursor of every live journal (silent for less than `staleAfter`). A live journal
+    /// with no cursor on this queue yet (it just started, or Redis lost the cursors) holds trimming back whole.
     /// Returns the number of entries trimmed.
     @discardableResult
     public func commitJournalCursor(journalID: String, queue: QueueName, streamID: String, staleAfter: Duration) async throws -> Int {
@@ -16,10 +18,30 @@ extension RedisQueueDriver {
         ])
         for case .error(let message) in replies { throw RedisClientError(.serverError, message: message) }
         let live = Set((replies[3].array ?? []).compactMap(\.string))
-        let oldest = (replies[2].fieldMap ?? [:]).filter { live.contains($0.key) }.compactMap { StreamID($0.value) }.min()
+        let cursors = replies[2].fieldMap ?? [:]
+        guard live.allSatisfy({ cursors[$0] != nil }) else { return 0 }
+        let oldest = cursors.filter { live.contains($0.key) }.compactMap { StreamID($0.value) }.min()
         guard let oldest else { return 0 }
         let trimmed = try await redis.send(RedisCommand("XTRIM", [RESPArgument(q.events), "MINID", RESPArgument(oldest.description)]))
         return Int(trimmed.int ?? 0)
+    }
+
+    /// Caps the streams of every queue while no live journal drains them (at most every 10 s): a worker-only
+    /// deployment keeps the newest `undrainedStreamCap` events. With a live journal, only journals trim.
+    func capUndrainedStreams(_ queues: [QueueName], staleAfter: Duration = .seconds(3600)) async throws {
+        let now = ContinuousClock.now
+        let due = lastStreamCap.withLock { last -> Bool in
+            if let last, last.duration(to: now) < .seconds(10) { return false }
+            last = now
+            return true
+        }
+        guard due, !queues.isEmpty else { return }
+        let cutoff = Date().millis - staleAfter.milliseconds
+        let live = try await redis.send(RedisCommand("ZCOUNT", [RESPArgument(keys.journals), RESPArgument(cutoff), "+inf"]))
+        guard live.int == 0 else { return }
+        _ = try await redis.pipeline(queues.map {
+            RedisCommand("XTRIM", [RESPArgument(keys.queue($0).events), "MAXLEN", "~", RESPArgument(configuration.undrainedStreamCap)])
+        })
     }
 
     /// Marks journal `journalID` alive (done every pass, so an idle journal never looks stale).

@@ -1,51 +1,159 @@
 import Foundation
+import Logging
+import Synchronization
+
+/// What recovery did to one job (see `restore.lua`).
+public enum RestoreOutcome: Sendable, Hashable {
+    /// Redis lacked the job or held an older copy; it now holds the journal's state (as restored).
+    case restored(JobState)
+    /// Redis already holds the job at the journal's seq or later: left alone.
+    case present
+    /// Nothing for Redis to hold (a finished job Redis no longer has); only its idempotency key came back.
+    case skipped
+}
 
 extension RedisQueueDriver {
-    /// Puts journaled jobs back into Redis (recovery), each atomically with a `restored` event; a job
-    /// Redis still has is left alone. Returns, per job, the state it was restored to (nil: already there).
-    public func restore(_ jobs: [Job]) async throws -> [JobState?] {
+    /// Jobs per `restore.lua` call (all of one queue); calls are pipelined.
+    static let restoreChunk = 200
+
+    /// Sets journaled jobs back into Redis (recovery): each job missing from Redis or older there than in the
+    /// journal (lower `seq`) gets the journal's state with a `restored` event; newer copies are left alone.
+    /// Idempotency keys of jobs still in the window come back whatever their state. Returns one outcome per job.
+    public func restore(_ jobs: [Job]) async throws -> [RestoreOutcome] {
         if jobs.isEmpty { return [] }
-        // Always (not from the once-a-second cache): Redis just lost its list of queues.
+        // Always (not from the once-a-second cache): Redis may just have lost its list of queues.
         _ = try await redis.send(RedisCommand("SADD", [RESPArgument(keys.queues)] + Set(jobs.map(\.queue)).map { RESPArgument($0.rawValue) }))
-        let now = Date()
-        let calls = jobs.map { job -> (script: RedisScript, keys: [RedisKey], arguments: [RESPArgument]) in
-            let q = keys.queue(job.queue)
-            let idem = job.idempotencyKey ?? ""
-            return (
-                Scripts.restore,
-                [q.job(job.id), q.pending, q.scheduled, q.retrying, q.dead, q.events, q.idempotency(idem), q.wake, q.counter],
-                [
-                    RESPArgument(job.id.rawValue), RESPArgument(job.type.rawValue), RESPArgument(job.queue.rawValue), RESPArgument(job.payload),
-                    RESPArgument(job.priority.rawValue), RESPArgument(job.maxAttempts), RESPArgument(job.timeout.milliseconds),
-                    RESPArgument(job.backoff.base.milliseconds), RESPArgument(job.backoff.max.milliseconds), RESPArgument(job.state.rawValue),
-                    RESPArgument(job.attempts), RESPArgument(idem), RESPArgument(configuration.idempotencyTTL.milliseconds),
-                    RESPArgument(job.createdAt.millis), RESPArgument(job.runAt?.millis ?? 0), RESPArgument(job.lastError ?? ""),
-                    RESPArgument(job.seq), RESPArgument(now.millis), RESPArgument(configuration.deadTTL.milliseconds),
-                    RESPArgument(job.finishedAt?.millis ?? 0),
+        let now = Date().millis
+        var calls = [(script: RedisScript, keys: [RedisKey], arguments: [RESPArgument])]()
+        var order = [[Int]]()
+        let byQueue = Dictionary(grouping: jobs.indices, by: { jobs[$0].queue })
+        for (queue, indices) in byQueue.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            let q = keys.queue(queue)
+            for start in stride(from: 0, to: indices.count, by: Self.restoreChunk) {
+                let chunk = Array(indices[start..<min(start + Self.restoreChunk, indices.count)])
+                var arguments: [RESPArgument] = [
+                    RESPArgument(now), RESPArgument(configuration.idempotencyTTL.milliseconds), RESPArgument(configuration.deadTTL.milliseconds),
+                    RESPArgument(configuration.completedTTL.milliseconds), RESPArgument(q.jobKeyPrefix), RESPArgument(q.idempotencyPrefix),
+                    RESPArgument(18),
                 ]
-            )
+                arguments.reserveCapacity(7 + chunk.count * 18)
+                for i in chunk {
+                    let job = jobs[i]
+                    arguments += [
+                        RESPArgument(job.id.rawValue), RESPArgument(job.type.rawValue), RESPArgument(job.queue.rawValue), RESPArgument(job.payload),
+                        RESPArgument(job.priority.rawValue), RESPArgument(job.maxAttempts), RESPArgument(job.timeout.milliseconds),
+                        RESPArgument(job.backoff.base.milliseconds), RESPArgument(job.backoff.max.milliseconds), RESPArgument(job.state.rawValue),
+                        RESPArgument(job.attempts), RESPArgument(job.idempotencyKey ?? ""), RESPArgument(job.createdAt.millis),
+                        RESPArgument(job.runAt?.millis ?? 0), RESPArgument(job.lastError ?? ""), RESPArgument(job.seq),
+                        RESPArgument(job.finishedAt?.millis ?? 0), RESPArgument(job.result ?? ""),
+                    ]
+                }
+                calls.append((Scripts.restore, [q.pending, q.scheduled, q.retrying, q.active, q.dead, q.events, q.wake, q.counter], arguments))
+                order.append(chunk)
+            }
         }
-        return try await redis.evalScripts(calls).map { try $0.get().string.flatMap(JobState.init(rawValue:)) }
+        var outcomes = [RestoreOutcome](repeating: .present, count: jobs.count)
+        for (chunk, reply) in zip(order, try await redis.evalScripts(calls)) {
+            let items = try reply.get().array ?? []
+            guard items.count == chunk.count else { throw QueueError(.unexpectedReply, message: "restore: \(items.count) answers for \(chunk.count) jobs") }
+            for (i, item) in zip(chunk, items) {
+                switch item.string {
+                case "present": outcomes[i] = .present
+                case "skipped": outcomes[i] = .skipped
+                case let text?:
+                    guard let state = JobState(rawValue: text) else { throw QueueError(.unexpectedReply, message: "restore: \(text)") }
+                    outcomes[i] = .restored(state)
+                case nil: throw QueueError(.unexpectedReply, message: "restore: \(item)")
+                }
+            }
+        }
+        return outcomes
     }
 
-    /// Whether this Redis process is known to hold this deployment's data: false after FLUSHALL, a
-    /// restart without persistence, or any restart at all (the marker holds the `run_id` of the Redis
-    /// process that last was checked, so a Redis restored from an older snapshot is noticed too).
-    public func hasMarker() async throws -> Bool {
+    /// Ids Redis holds in `queue`'s live sets (pending, scheduled, retrying, active, dead), with each job's
+    /// seq there (0 when its hash is gone): what recovery compares with the journal.
+    public func liveJobs(of queue: QueueName, after cursor: String = "0", count: Int = 2000) async throws -> (jobs: [(JobID, Int)], next: String?) {
+        // One cursor over five sets: "<set index>:<ZSCAN cursor>".
+        let q = keys.queue(queue)
+        let sets = [q.pending, q.scheduled, q.retrying, q.active, q.dead]
+        let parts = cursor.split(separator: ":").map(String.init)
+        var setIndex = parts.count == 2 ? Int(parts[0]) ?? 0 : 0
+        var scan = parts.count == 2 ? parts[1] : "0"
+        while setIndex < sets.count {
+            let reply = try await redis.send(RedisCommand("ZSCAN", [RESPArgument(sets[setIndex]), RESPArgument(scan), "COUNT", RESPArgument(count)]))
+            let pair = reply.array ?? []
+            let nextScan = pair.first?.string ?? "0"
+            let items = pair.dropFirst().first?.array ?? []
+            let ids = stride(from: 0, to: items.count, by: 2).compactMap { items[$0].string.flatMap(JobID.init(rawValue:)) }
+            let nextCursor: String? = nextScan != "0" ? "\(setIndex):\(nextScan)" : (setIndex + 1 < sets.count ? "\(setIndex + 1):0" : nil)
+            if !ids.isEmpty {
+                let seqs = try await redis.pipeline(ids.map { RedisCommand("HGET", [RESPArgument(q.job($0)), "seq"]) })
+                return (zip(ids, seqs).map { ($0, Int($1.string ?? "0") ?? 0) }, nextCursor)
+            }
+            guard let nextCursor else { return ([], nil) }
+            let p = nextCursor.split(separator: ":").map(String.init)
+            setIndex = Int(p[0]) ?? sets.count
+            scan = p[1]
+        }
+        return ([], nil)
+    }
+
+    // MARK: Marker: does this Redis hold the journal's data?
+
+    /// Whether this Redis process is known to hold this deployment's data, and its run id: false after
+    /// FLUSHALL, a restart without persistence, or any restart at all (the marker holds the `run_id` of the
+    /// Redis process that was last rebuilt or checked, so a Redis restored from an older snapshot is noticed).
+    public func markerState() async throws -> (holds: Bool, runID: String) {
         let replies = try await redis.pipeline([RedisCommand("GET", [RESPArgument(keys.marker)]), RedisCommand("INFO", ["server"])])
-        guard let marker = replies[0].string else { return false }
-        return marker == Self.runID(replies[1])
+        for case .error(let message) in replies { throw RedisClientError(.serverError, message: message) }
+        let runID = RedisConnection.runID(fromInfo: replies[1]) ?? "unknown"
+        return (replies[0].string == runID, runID)
     }
 
-    /// Marks this Redis process as holding this deployment's data (after recovery ran or had nothing to do).
-    public func setMarker() async throws {
-        let info = try await redis.send(RedisCommand("INFO", ["server"]))
-        _ = try await redis.send(RedisCommand("SET", [RESPArgument(keys.marker), RESPArgument(Self.runID(info))]))
+    public func hasMarker() async throws -> Bool { try await markerState().holds }
+
+    /// Marks Redis process `runID` as holding this deployment's data (after recovery rebuilt it). If Redis
+    /// restarted since `runID` was read, the marker names the old process and the next check rebuilds again.
+    public func setMarker(runID: String) async throws {
+        _ = try await redis.send(RedisCommand("SET", [RESPArgument(keys.marker), RESPArgument(runID)]))
     }
 
-    private static func runID(_ info: RESPValue) -> String {
-        let text = info.string ?? ""
-        return text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }.map { String($0.dropFirst(7)) } ?? "unknown"
+    /// Removes the marker while a rebuild runs: fenced enqueues are refused and claims after a restart wait.
+    public func clearMarker() async throws {
+        _ = try await redis.send(RedisCommand("DEL", [RESPArgument(keys.marker)]))
+    }
+
+    /// True once a journal vouched (marker) for the Redis process this client talks to, or when no journal is
+    /// registered at all (nothing could rebuild it). A restart from an older snapshot therefore holds back
+    /// journaled enqueues and claims until recovery has set stale jobs back.
+    public func dataVerified() async throws -> Bool {
+        if let current = redis.serverRunID, verified.withLock({ $0.runID }) == current { return true }
+        let replies = try await redis.pipeline([
+            RedisCommand("GET", [RESPArgument(keys.marker)]), RedisCommand("ZCARD", [RESPArgument(keys.journals)]),
+        ])
+        for case .error(let message) in replies { throw RedisClientError(.serverError, message: message) }
+        guard let current = redis.serverRunID else { return true }
+        if replies[0].string == current || replies[1].int == 0 {
+            verified.withLock { $0 = (current, nil) }
+            return true
+        }
+        return false
+    }
+
+    /// Claims wait for `dataVerified`, but at most `fenceWait` per Redis process (a deployment whose servers
+    /// are gone must not stall its workers forever).
+    func claimsAllowed() async throws -> Bool {
+        if try await dataVerified() { return true }
+        let now = ContinuousClock.now
+        let since = verified.withLock { state -> ContinuousClock.Instant in
+            if let since = state.waitingSince { return since }
+            state.waitingSince = now
+            return now
+        }
+        guard since.duration(to: now) >= configuration.fenceWait else { return false }
+        logger.warning("No journal vouched for this Redis after a restart; claiming anyway", metadata: ["fence.wait": "\(configuration.fenceWait)"])
+        verified.withLock { $0 = (redis.serverRunID, nil) }
+        return true
     }
 }
 
@@ -55,5 +163,21 @@ extension RedisQueueDriver {
         if jobs.isEmpty { return [] }
         let replies = try await redis.pipeline(jobs.map { RedisCommand("EXISTS", [RESPArgument(keys.queue($0.queue).job($0.id))]) })
         return replies.map { $0.int == 1 }
+    }
+
+    /// Each job's seq in Redis (nil when Redis has no hash for it), one pipeline.
+    public func seqs(_ jobs: [Job]) async throws -> [Int?] {
+        if jobs.isEmpty { return [] }
+        let replies = try await redis.pipeline(jobs.map { RedisCommand("HGET", [RESPArgument(keys.queue($0.queue).job($0.id)), "seq"]) })
+        return replies.map { $0.string.flatMap { Int($0) } }
+    }
+
+    /// The jobs as Redis has them (nil where it has none), one pipeline: a journal that meets a job mid-life
+    /// takes its definition from here.
+    public func jobs(_ ids: [(JobID, QueueName)]) async throws -> [Job?] {
+        if ids.isEmpty { return [] }
+        let replies = try await redis.pipeline(ids.map { RedisCommand("HGETALL", [RESPArgument(keys.queue($0.1).job($0.0))]) })
+        for case .error(let message) in replies { throw RedisClientError(.serverError, message: message) }
+        return replies.map { Job(redisHash: $0) }
     }
 }

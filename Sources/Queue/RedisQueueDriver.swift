@@ -16,6 +16,11 @@ public final class RedisQueueDriver: QueueDriver {
         public var schedulerBatch = 500
         /// Longest single blocking wait for a wake token (a claim re-checks at least this often).
         public var maxBlock: Duration = .seconds(1)
+        /// After Redis restarts, claims wait for a journal's recovery to vouch for the new Redis process (its
+        /// marker), so work acknowledged since Redis' last snapshot never runs again; past this, they go on.
+        public var fenceWait: Duration = .seconds(30)
+        /// Cap of a queue's event stream while no live journal drains it (worker-only deployments).
+        public var undrainedStreamCap = 100_000
         public init() {}
     }
 
@@ -26,6 +31,10 @@ public final class RedisQueueDriver: QueueDriver {
     /// Queues this process registered in the `queues` set, and when (re-registered every second, so a
     /// Redis that lost its data learns its queues again from the next enqueue).
     private let knownQueues = Mutex<[QueueName: ContinuousClock.Instant]>([:])
+    /// The Redis run id whose data a journal vouched for (marker), and since when claims have waited for it.
+    let verified = Mutex<(runID: String?, waitingSince: ContinuousClock.Instant?)>((nil, nil))
+    /// When the scheduler last checked for streams no journal drains.
+    let lastStreamCap = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(redis: RedisClient, configuration: Configuration = .init(), logger: Logger) {
         self.redis = redis
@@ -40,6 +49,12 @@ public final class RedisQueueDriver: QueueDriver {
     }
 
     public func enqueue(_ jobs: [Job], actor: String? = nil) async throws -> [EnqueueResult] {
+        try await enqueue(jobs, actor: actor, fenced: false)
+    }
+
+    /// Enqueues `jobs`; with `fenced`, a Redis whose marker is missing (it lost data and is not rebuilt yet)
+    /// takes nothing and each job answers `.fenced`.
+    public func enqueue(_ jobs: [Job], actor: String?, fenced: Bool) async throws -> [EnqueueResult] {
         if jobs.isEmpty { return [] }
         try await register(Set(jobs.map(\.queue)))
         let now = Date()
@@ -48,14 +63,14 @@ public final class RedisQueueDriver: QueueDriver {
             let idem = job.idempotencyKey ?? ""
             return (
                 Scripts.enqueue,
-                [q.job(job.id), q.pending, q.scheduled, q.events, q.idempotency(idem), q.wake, q.counter],
+                [q.job(job.id), q.pending, q.scheduled, q.events, q.idempotency(idem), q.wake, q.counter, keys.marker],
                 [
                     RESPArgument(job.id.rawValue), RESPArgument(job.type.rawValue), RESPArgument(job.queue.rawValue),
                     RESPArgument(job.payload), RESPArgument(job.priority.rawValue), RESPArgument(job.maxAttempts),
                     RESPArgument(job.timeout.milliseconds), RESPArgument(job.backoff.base.milliseconds),
                     RESPArgument(job.backoff.max.milliseconds), RESPArgument(job.runAt?.millis ?? 0),
                     RESPArgument(now.millis), RESPArgument(idem), RESPArgument(configuration.idempotencyTTL.milliseconds),
-                    RESPArgument(actor ?? ""), RESPArgument(job.createdAt.millis),
+                    RESPArgument(actor ?? ""), RESPArgument(job.createdAt.millis), RESPArgument(fenced ? "1" : "0"),
                 ]
             )
         }
@@ -67,7 +82,9 @@ public final class RedisQueueDriver: QueueDriver {
             guard let pair = value.array, pair.count == 2, let created = pair[0].int, let idText = pair[1].string,
                 let id = JobID(rawValue: idText)
             else { throw QueueError(.unexpectedReply, jobID: job.id, message: "enqueue: \(value)") }
-            if created == 1 {
+            if created == 2 {
+                results.append(.fenced(job.id))
+            } else if created == 1 {
                 var stored = job
                 stored.state = (job.runAt.map { $0.millis > now.millis } ?? false) ? .scheduled : .pending
                 stored.updatedAt = Date(millis: now.millis)
@@ -132,6 +149,13 @@ public final class RedisQueueDriver: QueueDriver {
         precondition(!queues.isEmpty && max > 0, "claim needs a queue and a positive max")
         let deadline = ContinuousClock.now + wait
         while true {
+            guard try await claimsAllowed() else {
+                // Redis restarted and no journal has vouched for its data yet: wait for recovery.
+                let remaining = ContinuousClock.now.duration(to: deadline)
+                if remaining <= .milliseconds(1) || Task.isCancelled { return [] }
+                try await Task.sleep(for: min(remaining, .milliseconds(100)))
+                continue
+            }
             for queue in queues {
                 let leases = try await claimOnce(queue, worker: worker, lease: lease, max: max)
                 if !leases.isEmpty { return leases }
@@ -143,7 +167,7 @@ public final class RedisQueueDriver: QueueDriver {
             let seconds = String(format: "%.3f", Double(block.milliseconds) / 1000)
             let wakeKeys = queues.map { RESPArgument(keys.queue($0).wake) }
             _ = try await redis.withDedicatedConnection { connection in
-                try await connection.sendBlocking(RedisCommand("BLPOP", wakeKeys + [RESPArgument(seconds)]))
+                try await connection.sendBlocking(RedisCommand("BLPOP", wakeKeys + [RESPArgument(seconds)]), block: block)
             }
         }
     }
@@ -171,11 +195,11 @@ public final class RedisQueueDriver: QueueDriver {
 
     public func renew(_ lease: Lease, for duration: Duration) async throws -> Lease {
         let q = keys.queue(lease.job.queue)
-        let deadline = Date(millis: Date().millis + duration.milliseconds)
         let reply = try await redis.evalScript(
             Scripts.renew, keys: [q.active, q.job(lease.job.id)],
-            arguments: [RESPArgument(lease.job.id.rawValue), RESPArgument(lease.token), RESPArgument(deadline.millis)])
-        guard reply.int == 1 else { throw QueueError(.leaseLost, jobID: lease.job.id) }
+            arguments: [RESPArgument(lease.job.id.rawValue), RESPArgument(lease.token), RESPArgument(duration.milliseconds)])
+        guard let ms = reply.int, ms > 0 else { throw QueueError(.leaseLost, jobID: lease.job.id) }
+        let deadline = Date(millis: ms)
         var renewed = lease
         renewed.deadline = deadline
         renewed.job.leaseUntil = deadline
@@ -319,6 +343,7 @@ public final class RedisQueueDriver: QueueDriver {
             if i % 2 == 0 { step.promoted += n } else { step.reaped += n }
         }
         if step.reaped > 0 { logger.warning("Reaped expired leases", metadata: ["jobs.reaped": "\(step.reaped)"]) }
+        try await capUndrainedStreams(queues)
         return step
     }
 }

@@ -145,7 +145,8 @@ public struct DocketAPI: Sendable {
         // Events still in the stream are journaled within milliseconds; catch up first when it is close.
         let events = try await reader.events(id)
         if events.isEmpty, try await lookup.job(id) == nil { throw APIError.notFound("job \(id)") }
-        let items = events.map { e -> String in
+        let conflicts = try await reader.conflicts(id)
+        let render = { (e: JournalEvent) -> String in
             var o = JSONObject()
             o.add("seq", e.seq)
             o.add("event", e.event)
@@ -159,7 +160,10 @@ public struct DocketAPI: Sendable {
             if let ms = e.runMs { o.add("runMs", Int(ms)) }
             return o.text
         }
-        return Response.json(#"{"jobId":\#(JSONObject.quote(id.rawValue)),"events":\#(JSONObject.array(items))}"#)
+        // Conflicts: events whose (job, seq) was journaled already with other content (Redis ran the job from an
+        // older copy). Kept beside the history, never dropped.
+        return Response.json(
+            #"{"jobId":\#(JSONObject.quote(id.rawValue)),"events":\#(JSONObject.array(events.map(render))),"conflicts":\#(JSONObject.array(conflicts.map(render)))}"#)
     }
 
     func history(_ request: Request) async throws -> Response {
@@ -244,7 +248,7 @@ public struct DocketAPI: Sendable {
 
     func purge(_ context: DocketContext) async throws -> Response {
         let id = try jobID(context)
-        do { try await driver.purge(id) } catch let error as QueueError {
+        do { try await driver.purge(id, actor: context.actor) } catch let error as QueueError {
             throw error.code == .conflict || error.code == .notFound ? APIError.notFound("dead job \(id)") : error
         }
         return Response.json(#"{"purged":\#(JSONObject.quote(id.rawValue))}"#)
@@ -363,6 +367,7 @@ public struct DocketAPI: Sendable {
     }
 
     func health() async -> Response {
+        // PING has the Redis command deadline: a frozen Redis answers "down" within it, never hangs.
         let redisUp = await driver.redis.ping()
         let journalUp = (try? await reader.size()) != nil
         let lag = ingestor?.lag ?? .zero
@@ -371,8 +376,10 @@ public struct DocketAPI: Sendable {
         o.add("redis", redisUp ? "up" : "down")
         o.add("journal", journalUp ? "up" : "down")
         o.add("journalLag", DurationText.format(lag))
-        // Redis down still accepts jobs (spooled): degraded, not failed. A dead journal is a failure.
-        return Response.json(o.text, status: journalUp ? .ok : .serviceUnavailable)
+        // Redis down still accepts jobs (spooled), but the node is degraded: 503 so load balancers and probes see it.
+        var response = Response.json(o.text, status: redisUp && journalUp ? .ok : .serviceUnavailable)
+        if !redisUp { response.headers[.retryAfter] = "1" }
+        return response
     }
 
     func prometheus() async throws -> Response {
@@ -394,6 +401,9 @@ public struct DocketAPI: Sendable {
         lines.append("# HELP docket_journal_lag_seconds Age of the oldest event not yet journaled.")
         lines.append("# TYPE docket_journal_lag_seconds gauge")
         lines.append("docket_journal_lag_seconds \(Double((ingestor?.lag ?? .zero).milliseconds) / 1000)")
+        lines.append("# HELP docket_journal_conflicts_total Events whose (job, seq) was already journaled with other content.")
+        lines.append("# TYPE docket_journal_conflicts_total counter")
+        lines.append("docket_journal_conflicts_total \((try? await reader.conflictCount()) ?? 0)")
         let commits = await queue.journal.writer.commits
         let commitTime = await queue.journal.writer.commitTime
         lines.append("# TYPE docket_journal_commits_total counter")

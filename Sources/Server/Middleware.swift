@@ -3,6 +3,8 @@ import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
+import DocketJournal
+import DocketQueue
 
 /// Echoes or generates `X-Request-Id`, logs every request with structured metadata (never bodies),
 /// renders every error as the API's JSON error, and times requests for `/metrics`.
@@ -26,6 +28,18 @@ struct RequestMiddleware: RouterMiddleware {
         } catch is NIOTooManyBytesError {
             response = try APIError(.contentTooLarge, code: "body_too_large", message: "request body larger than the server's limit", field: "body")
                 .response(from: request, context: context)
+        } catch let error as RedisClientError {
+            // Redis down, frozen past its deadline, or refusing writes: the client may retry soon. Never a 500.
+            context.logger.warning("Redis unavailable", metadata: ["error": "\(error)"])
+            var unavailable = APIError(.serviceUnavailable, code: "redis_unavailable", message: "Redis is unavailable; try again shortly")
+            unavailable.headers[.retryAfter] = "1"
+            response = try unavailable.response(from: request, context: context)
+        } catch let error as JournalError where error.code == .unavailable {
+            // The journal cannot commit: nothing is acknowledged that was not journaled.
+            context.logger.error("Journal unavailable", metadata: ["error": "\(error)"])
+            var unavailable = APIError(.serviceUnavailable, code: "journal_unavailable", message: "the journal cannot commit; nothing was accepted")
+            unavailable.headers[.retryAfter] = "5"
+            response = try unavailable.response(from: request, context: context)
         } catch let error as HTTPError {
             let code = error.status == .contentTooLarge ? "body_too_large" : error.status == .notFound ? "not_found" : "http_error"
             response = try APIError(error.status, code: code, message: error.body ?? error.status.reasonPhrase).response(from: request, context: context)

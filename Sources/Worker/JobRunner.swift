@@ -28,24 +28,29 @@ struct JobRunner: Sendable {
         logger[metadataKey: "job.attempt"] = "\(claimed.attempt)"
         logger[metadataKey: "queue.name"] = "\(claimed.job.queue)"
         let box = LeaseBox(claimed)
-        let outcome: Outcome
         if let handler = handlers.handler(for: claimed.job.type) {
             let context = JobContext(job: claimed.job, logger: logger, driver: driver, lease: box, leaseDuration: lease)
             logger.debug("Job started", metadata: ["job.payload.bytes": "\(claimed.job.payload.utf8.count)"])
-            outcome = await race(handler, context: context, box: box)
-            await box.flushProgress(driver: driver)
+            await race(handler, context: context, box: box, logger: logger)
         } else {
-            outcome = .failed("no handler for type \"\(claimed.job.type)\"")
+            await finish(.failed("no handler for type \"\(claimed.job.type)\""), box: box, logger: logger)
         }
-        // Escape hatch (as in swift-jobs): the outcome write runs in a task of its own so that shutdown's
-        // cancellation cannot cut its retries short while Redis is briefly unreachable.
+    }
+
+    /// Flushes coalesced progress and writes the outcome. Escape hatch (as in swift-jobs): the write runs in a
+    /// task of its own so that shutdown's cancellation cannot cut its retries short while Redis is briefly down.
+    private func finish(_ outcome: Outcome, box: LeaseBox, logger: Logger) async {
+        await box.flushProgress(driver: driver)
         let lease = box.current
         await Task { await record(outcome, lease: lease, logger: logger) }.value
     }
 
-    private func race(_ handler: @escaping JobHandler, context: JobContext, box: LeaseBox) async -> Outcome {
+    /// Races the handler, its timeout and the lease heartbeat; the first to finish decides the outcome, which is
+    /// written at once: a handler that ignores cancellation past its timeout still has its attempt failed on
+    /// time (its concurrency slot stays taken until it returns).
+    private func race(_ handler: @escaping JobHandler, context: JobContext, box: LeaseBox, logger: Logger) async {
         let timeout = context.job.timeout
-        let outcome = await withTaskGroup(of: Outcome?.self) { group -> Outcome in
+        await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
                 do {
                     return .succeeded(result: try await handler(context).map(JSONText.normalized))
@@ -84,12 +89,10 @@ struct JobRunner: Sendable {
                 }
             }
             group.cancelAll()
-            return first
+            // Cancelled from outside (shutdown past grace): unless the handler had already finished, release.
+            if Task.isCancelled, case .succeeded = first {} else if Task.isCancelled { first = .interrupted }
+            await finish(first, box: box, logger: logger)
         }
-        // Cancelled from outside (shutdown past grace): unless the handler had already finished, release.
-        if Task.isCancelled, case .succeeded = outcome { return outcome }
-        if Task.isCancelled { return .interrupted }
-        return outcome
     }
 
     /// Writes the outcome, retrying while Redis is unreachable (the lease keeps the job ours meanwhile).

@@ -54,7 +54,7 @@ extension Docket {
                 managed?.stop()
                 if let dir = managed?.directory { try? FileManager.default.removeItem(at: dir) }
             }
-            let redis = try await connect(url, logger: logger)
+            let redis = try await connect(url, timeout: try global.redisDeadline(), logger: logger)
             defer { redis.shutdown() }
             var config = RedisQueueDriver.Configuration()
             config.keys = RedisKeys(prefix: "bench-\(UUID().uuidString.prefix(6).lowercased())")

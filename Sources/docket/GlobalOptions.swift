@@ -15,6 +15,14 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env DOCKET_LOG_LEVEL, default info).")
     var logLevel: String?
 
+    @Option(help: "Deadline for each Redis command; a Redis that does not answer within it is down (env DOCKET_REDIS_TIMEOUT, default 2s).")
+    var redisTimeout: String?
+
+
+    func redisDeadline() throws -> Duration {
+        try duration(redisTimeout, "DOCKET_REDIS_TIMEOUT", default: .seconds(2), name: "redis-timeout", min: .milliseconds(10))
+    }
+
     func redisURL() throws -> RedisURL? {
         guard let text = redis ?? env("DOCKET_REDIS_URL") else { return nil }
         do { return try RedisURL(text) } catch { throw ValidationError("--redis: \(error)") }
@@ -80,8 +88,11 @@ func queueNames(_ flag: String?, _ variable: String) throws -> [QueueName] {
 }
 
 /// Connects to Redis and checks it answers, or fails with a message naming the URL.
-func connect(_ url: RedisURL, logger: Logger) async throws -> RedisClient {
-    let client = RedisClient(url: url, logger: logger)
+func connect(_ url: RedisURL, timeout: Duration = .seconds(2), logger: Logger) async throws -> RedisClient {
+    var configuration = RedisClient.Configuration(url: url)
+    configuration.commandTimeout = timeout
+    configuration.connectTimeout = timeout
+    let client = RedisClient(configuration: configuration, logger: logger)
     do {
         _ = try await client.send("PING")
         try await client.loadScripts()

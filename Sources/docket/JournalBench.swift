@@ -46,7 +46,7 @@ extension Docket {
             try await running([journal.writer], logger: logger) {
                 try await appendPhase(journal)
             }
-            let redis = try await connect(url, logger: logger)
+            let redis = try await connect(url, timeout: try global.redisDeadline(), logger: logger)
             defer { redis.shutdown() }
             var config = RedisQueueDriver.Configuration()
             config.keys = RedisKeys(prefix: "jbench-\(UUID().uuidString.prefix(6).lowercased())")

@@ -8,7 +8,11 @@ extension Docket {
     struct Recover: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rebuild Redis from the journal: non-terminal jobs, the dead-letter queue, live idempotency keys.",
-            discussion: "Jobs Redis still has are left alone, so it is safe to run while a server runs, or twice.")
+            discussion: """
+                Per job: one Redis lacks, or holds older than the journal (lower seq), is set back to the journal's state;
+                finished jobs never run again. Jobs Redis holds as new as the journal are left alone, so it is safe to run
+                while a server runs, or twice.
+                """)
 
         @OptionGroup var global: GlobalOptions
         @Option(help: "Journal file (env DOCKET_JOURNAL, default <data-dir>/journal.sqlite).") var journal: String?
@@ -28,14 +32,16 @@ extension Docket {
             let path = journal ?? env("DOCKET_JOURNAL") ?? dir.appendingPathComponent("journal.sqlite").path
             guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no journal at \(path)") }
             let store = try Journal.open(path: path, logger: logger)
-            let redis = try await connect(url, logger: logger)
+            let redis = try await connect(url, timeout: try global.redisDeadline(), logger: logger)
             defer { redis.shutdown() }
             var config = RedisQueueDriver.Configuration()
             config.keys = try global.keys()
             let driver = RedisQueueDriver(redis: redis, configuration: config, logger: logger)
+            let runID = try await driver.markerState().runID
+            if !dryRun { try await driver.clearMarker() }
             let report = try await Recovery(journal: store, driver: driver, logger: logger).run(dryRun: dryRun, asOf: when)
-            if !dryRun { try await driver.setMarker() }
-            print("\(dryRun ? "would restore" : "restored") \(report.restoredTotal) of \(report.candidates) journaled jobs (\(report.present) already in Redis)")
+            if !dryRun { try await driver.setMarker(runID: runID) }
+            print("\(dryRun ? "would restore" : "restored") \(report.restoredTotal) of \(report.candidates) journaled jobs (\(report.present) already in Redis, \(report.stale) of the restored were stale there)")
             for (state, n) in report.restored.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { print("  \(state.rawValue): \(n)") }
         }
     }

@@ -88,7 +88,10 @@ extension Docket {
                 url = managed!.url
             }
             defer { managed?.stop() }
-            let redis = RedisClient(url: url, logger: logger)
+            var redisConfig = RedisClient.Configuration(url: url)
+            redisConfig.commandTimeout = try global.redisDeadline()
+            redisConfig.connectTimeout = redisConfig.commandTimeout
+            let redis = RedisClient(configuration: redisConfig, logger: logger)
             if (try? await redis.loadScripts()) == nil {
                 logger.warning("Redis unreachable at start; accepting jobs into the journal spool until it is back", metadata: ["redis.url": "\(url)"])
             }
@@ -102,6 +105,8 @@ extension Docket {
             let apiService = DocketAPI(queue: queue, ingestor: ingestor, configuration: api)
             let app = Application(
                 router: apiService.router(),
+                // A client that sends nothing for a minute loses its connection (no stalled sockets pile up).
+                server: .http1(configuration: .init(idleTimeout: .seconds(60))),
                 configuration: .init(address: .hostname(host, port: port), serverName: "docket"),
                 onServerRunning: { channel in
                     // Printed for scripts and tests that start the server on port 0.

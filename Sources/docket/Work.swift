@@ -57,7 +57,7 @@ extension Docket {
 
             let registry = try handlerRegistry(handlers)
 
-            let redis = try await connect(url, logger: logger)
+            let redis = try await connect(url, timeout: try global.redisDeadline(), logger: logger)
             let driver = RedisQueueDriver(redis: redis, configuration: driverConfig, logger: logger)
             let workers = WorkerPool(driver: driver, handlers: registry, configuration: pool, logger: logger)
             let scheduler = QueueScheduler(driver: driver, logger: logger)

@@ -23,7 +23,7 @@ struct JournalTests {
         let tables = try await second.database.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'grdb%' AND name NOT LIKE 'sqlite%' ORDER BY name")
         }
-        #expect(tables == ["job", "journalEvent", "journalInfo", "streamCursor"])
+        #expect(tables == ["job", "journalConflict", "journalEvent", "journalInfo", "streamCursor"])
         let mode = try await second.database.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
         // The embedded list is exactly the files of migrations/.
@@ -82,6 +82,7 @@ struct JournalTests {
                     let size = try await j.reader.size()
                     return (size.jobs, size.events)
                 }
+                try await t.vouch()  // as a server's recovery does: workers may claim from this Redis
                 let first = try await t.driver.enqueue((0..<100).map { _ in Job(type: "t") }, actor: nil)
                 try await withRunningServices([ingestor(j, t)]) {
                     try await eventually("the first batch") { try await journaled().jobs == 100 }
@@ -126,6 +127,7 @@ struct JournalTests {
         try await withTestQueue(configure: { $0.completedTTL = .milliseconds(200) }) { t in
             try await withTemporaryJournal { j in
                 let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                try await t.vouch()
                 let lookup = JobLookup(journal: j, driver: t.driver)
                 let job = try await queue.enqueue([Job(type: "t", payload: "[1,2]")], actor: "req-1")[0].job
                 #expect(try await lookup.job(job.id)?.source == .redis)
@@ -192,6 +194,7 @@ struct JournalTests {
         try await withTestQueue(server: server) { t in
             try await withTemporaryJournal { j in
                 let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                try await t.vouch()
                 let pusher = SpoolPusher(queue: queue, minAge: .zero, logger: TestQueue.logger)
                 _ = try await queue.enqueue([Job(type: "t")], actor: nil)  // registers the queue
                 server.kill()
@@ -204,6 +207,10 @@ struct JournalTests {
                 #expect(try await j.reader.spooled(limit: 100).map(\.id) == spooled)
                 try server.restart()
                 try await eventually("Redis to be back") { await t.redis.ping() }
+                // Redis came back empty: enqueues stay fenced (spooled) until a rebuild vouches for it.
+                _ = try? await pusher.pushOnce()
+                #expect(try await j.reader.spooled(limit: 100).count == 20, "fenced until Redis is rebuilt")
+                try await t.vouch()
                 try await eventually("the spool to drain") { _ = try? await pusher.pushOnce(); return try await j.reader.spooled(limit: 1).isEmpty }
                 // Every spooled job arrived once, in order (a restarted empty Redis holds only them).
                 var claimed = [JobID]()
@@ -220,6 +227,7 @@ struct JournalTests {
         try await withTestQueue { t in
             try await withTemporaryJournal { j in
                 let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                try await t.vouch()
                 let first = try await queue.enqueue([Job(type: "t", idempotencyKey: "pay-1")], actor: nil)[0]
                 let second = try await queue.enqueue([Job(type: "t", idempotencyKey: "pay-1")], actor: nil)[0]
                 guard case .existing(let job) = second else { Issue.record("expected existing"); return }
@@ -233,6 +241,7 @@ struct JournalTests {
         try await withTestQueue(configure: { $0.completedTTL = .milliseconds(100) }) { t in
             try await withTemporaryJournal { j in
                 let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                try await t.vouch()
                 let first = try await queue.enqueue([Job(type: "t", idempotencyKey: "pay-9")], actor: nil)[0].job
                 let lease = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
                 try await t.driver.complete(lease, result: nil)

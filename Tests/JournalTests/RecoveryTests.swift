@@ -14,6 +14,7 @@ struct RecoveryTests {
         try await withTestQueue(server: server) { t in
             try await withTemporaryJournal { j in
                 let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                try await t.vouch()
                 let ingestor = JournalIngestor(journal: j, driver: t.driver, logger: TestQueue.logger)
                 let fast = Backoff(base: .seconds(60), max: .seconds(60))
                 // One job in each recoverable state, plus a completed one that must not come back.
@@ -65,6 +66,7 @@ struct RecoveryTests {
         try await withTestQueue(server: server) { t in
             try await withTemporaryJournal { j in
                 let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                try await t.vouch()
                 let job = try await queue.enqueue([Job(type: "keep")], actor: nil)[0].job
                 let service = RecoveryService(recovery: Recovery(journal: j, driver: t.driver, logger: TestQueue.logger), interval: .milliseconds(50), logger: TestQueue.logger)
                 try await withRunningServices([service]) {
@@ -85,6 +87,7 @@ extension RecoveryTests {
         try await withTestQueue(server: server) { t in
             try await withTemporaryJournal { j in
                 let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                try await t.vouch()
                 let jobs = try await queue.enqueue([Job(type: "a"), Job(type: "b")], actor: nil).map(\.job)
                 let service = RecoveryService(recovery: Recovery(journal: j, driver: t.driver, logger: TestQueue.logger), interval: .milliseconds(50), logger: TestQueue.logger)
                 try await withRunningServices([service]) {

@@ -45,6 +45,7 @@ func withAPI(
     try await withTestQueue(server: server) { t in
         try await withTemporaryJournal { journal in
             let queue = JournaledQueue(journal: journal, driver: t.driver, logger: TestQueue.logger)
+            try await t.vouch()
             let ingestor = JournalIngestor(journal: journal, driver: t.driver, logger: TestQueue.logger)
             let api = DocketAPI(queue: queue, ingestor: ingestor, configuration: config)
             let app = Application(router: api.router(), logger: TestQueue.logger)

@@ -1,6 +1,6 @@
 -- claim.lua: lease up to ARGV[6] of the best ready jobs of one queue to a worker (strict priority, FIFO within one).
 -- KEYS[1] pending (ZSET)  KEYS[2] active (ZSET)  KEYS[3] events (STREAM)  KEYS[4] paused (STRING)  KEYS[5] wake (LIST)
--- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] job key prefix  ARGV[5] lease token prefix
+-- ARGV[1] unused (the lease runs on Redis' clock: TIME)  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] job key prefix  ARGV[5] lease token prefix
 -- ARGV[6] most jobs to lease
 -- Returns a list of job hashes (each a flat field/value list; job i holds lease token ARGV[5]..':'..i),
 -- or false when the queue is empty or paused. A queue found empty or paused also clears its wake list,
@@ -9,7 +9,7 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('DEL', KEYS[5])
   return false
 end
-local now = tonumber(ARGV[1])
+local now = nowMs()
 local deadline = now + tonumber(ARGV[2])
 local want = tonumber(ARGV[6])
 local leased = {}

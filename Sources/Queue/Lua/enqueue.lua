@@ -1,11 +1,15 @@
 -- enqueue.lua: store a new job, ready now (pending) or later (scheduled).
 -- KEYS[1] job (HASH)  KEYS[2] pending (ZSET)  KEYS[3] scheduled (ZSET)  KEYS[4] events (STREAM)
 -- KEYS[5] idempotency key (STRING; unused when ARGV[12] is empty)  KEYS[6] wake (LIST)  KEYS[7] counter (STRING)
+-- KEYS[8] marker (STRING: present while Redis is known to hold the journal's data)
 -- ARGV[1] id  ARGV[2] type  ARGV[3] queue  ARGV[4] payload (JSON)  ARGV[5] priority  ARGV[6] maxAttempts
 -- ARGV[7] timeout ms  ARGV[8] backoff base ms  ARGV[9] backoff max ms  ARGV[10] runAt ms (0 = now)
 -- ARGV[11] now ms  ARGV[12] idempotency key  ARGV[13] idempotency TTL ms  ARGV[14] actor  ARGV[15] createdAt ms
--- Returns { 1, id } when created; { 0, existing id } for a repeated idempotency key or an id already stored.
+-- ARGV[16] '1' = fenced: refuse while the marker is missing (Redis lost data and is not rebuilt yet)
+-- Returns { 1, id } when created; { 0, existing id } for a repeated idempotency key or an id already stored;
+-- { 2, id } when fenced (nothing written: the journal keeps the job spooled until the rebuild is done).
 local id, now, runAt = ARGV[1], tonumber(ARGV[11]), tonumber(ARGV[10])
+if ARGV[16] == '1' and redis.call('EXISTS', KEYS[8]) == 0 then return { 2, id } end
 if ARGV[12] ~= '' then
   local existing = redis.call('GET', KEYS[5])
   if existing then return { 0, existing } end

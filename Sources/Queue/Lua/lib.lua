@@ -3,8 +3,9 @@
 -- jobKeyPrefix .. id; every transition bumps the job's gap-free `seq` and appends one
 -- event to the queue's stream, in the same script.
 
--- Safety valve for a stream no journal drains (worker-only deployments); journals trim far below it.
-local STREAM_MAXLEN = 1000000
+-- Streams are never capped here: a cap would trim events no journal has committed yet. Journals trim
+-- what every live journal has committed; with no live journal, the scheduler caps them (see
+-- RedisQueueDriver.runScheduler).
 -- Wake tokens kept for blocked claimers at most (a claim that finds the queue empty clears them).
 local WAKE_MAX = 1000
 local BANDS = { critical = 0, high = 1, normal = 2, low = 3 }
@@ -12,7 +13,7 @@ local BANDS = { critical = 0, high = 1, normal = 2, low = 3 }
 -- Appends one event for the job at jobKey, bumping its seq. `extra` is a flat list of field, value.
 local function emit(eventsKey, jobKey, id, event, state, attempt, now, extra)
   local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
-  local args = { 'XADD', eventsKey, 'MAXLEN', '~', STREAM_MAXLEN, '*',
+  local args = { 'XADD', eventsKey, '*',
     'job', id, 'seq', seq, 'event', event, 'state', state, 'attempt', attempt or 0, 'at', now }
   if extra then
     for i = 1, #extra, 2 do
@@ -24,6 +25,17 @@ local function emit(eventsKey, jobKey, id, event, state, attempt, now, extra)
   end
   redis.call(unpack(args))
   return seq
+end
+
+-- Redis' own clock in ms: leases and reaping never depend on a worker's clock.
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Removes id from every set a live job can sit in. sets = { pending, scheduled, retrying, active, dead }.
+local function removeFromSets(sets, id)
+  for _, key in ipairs(sets) do redis.call('ZREM', key, id) end
 end
 
 -- Puts id into the pending ZSET: strict priority bands, FIFO within a band (a per-queue counter).

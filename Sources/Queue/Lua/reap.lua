@@ -1,9 +1,9 @@
 -- reap.lua: fail the attempts of active jobs whose lease expired (worker killed, host gone).
 -- KEYS[1] active (ZSET)  KEYS[2] retrying (ZSET)  KEYS[3] dead (ZSET)  KEYS[4] events (STREAM)  KEYS[5] stats (HASH)
--- ARGV[1] now ms  ARGV[2] batch limit  ARGV[3] job key prefix  ARGV[4] jitter in [0, 1)  ARGV[5] dead TTL ms
+-- ARGV[1] unused (leases run on Redis' clock: TIME)  ARGV[2] batch limit  ARGV[3] job key prefix  ARGV[4] jitter in [0, 1)  ARGV[5] dead TTL ms
 -- Also drops dead-letter entries older than the dead TTL (their hashes have expired).
 -- Returns the number of leases reaped.
-local now = tonumber(ARGV[1])
+local now = nowMs()
 local expired = redis.call('ZRANGE', KEYS[1], '-inf', '(' .. now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
 local k = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5] }
 for i, id in ipairs(expired) do

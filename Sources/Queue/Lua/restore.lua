@@ -1,54 +1,87 @@
--- restore.lua: put a job back into Redis from the journal after Redis lost it (recovery).
--- KEYS[1] job (HASH)  KEYS[2] pending (ZSET)  KEYS[3] scheduled (ZSET)  KEYS[4] retrying (ZSET)  KEYS[5] dead (ZSET)
--- KEYS[6] events (STREAM)  KEYS[7] idempotency key (STRING; unused when ARGV[12] is empty)  KEYS[8] wake (LIST)
--- KEYS[9] counter (STRING)
--- ARGV[1] id  ARGV[2] type  ARGV[3] queue  ARGV[4] payload  ARGV[5] priority  ARGV[6] maxAttempts  ARGV[7] timeout ms
--- ARGV[8] backoff base ms  ARGV[9] backoff max ms  ARGV[10] journaled state  ARGV[11] attempts  ARGV[12] idempotency key
--- ARGV[13] idempotency TTL ms  ARGV[14] createdAt ms  ARGV[15] runAt ms (0 = none)  ARGV[16] last error  ARGV[17] last seq
--- ARGV[18] now ms  ARGV[19] dead TTL ms  ARGV[20] finishedAt ms (0 = none)
--- Returns the state the job was restored to, or false when Redis already has the job (nothing changes).
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local now = tonumber(ARGV[18])
-local state = ARGV[10]
--- A lease died with Redis: an active job goes back to pending with its attempt count as it was.
--- If that was its last attempt, it is dead, as a lost lease would have made it.
-local lastError = ARGV[16]
-if state == 'active' then
-  if tonumber(ARGV[11]) >= tonumber(ARGV[6]) then
-    state = 'dead'
-    lastError = 'lease expired'
-    ARGV[20] = ARGV[18]
-  else
-    state = 'pending'
+-- restore.lua: set jobs of one queue back to the journal's state after Redis lost data (recovery).
+-- Per job: a Redis copy at the journal's seq or later is left alone ('present'); a missing or older copy
+-- (Redis restarted from an old snapshot, lost its last second of AOF, was flushed) is set to the journal's
+-- state. What was acknowledged stays so: a completed or cancelled job is never put back to run, a purged job
+-- or a dead one past its dead TTL is deleted, and a journal state that needs no Redis data writes none.
+-- KEYS[1] pending (ZSET)  KEYS[2] scheduled (ZSET)  KEYS[3] retrying (ZSET)  KEYS[4] active (ZSET)  KEYS[5] dead (ZSET)
+-- KEYS[6] events (STREAM)  KEYS[7] wake (LIST)  KEYS[8] counter (STRING)
+-- ARGV[1] now ms  ARGV[2] idempotency TTL ms  ARGV[3] dead TTL ms  ARGV[4] completed TTL ms  ARGV[5] job key prefix
+-- ARGV[6] idempotency key prefix  ARGV[7] fields per job (18), then per job:
+--   id, type, queue, payload, priority, maxAttempts, timeout ms, backoff base ms, backoff max ms, journaled state,
+--   attempts, idempotency key, createdAt ms, runAt ms (0 = none), last error, journaled seq, finishedAt ms (0 = none), result
+-- Returns, per job, the state it was set to, 'present' (Redis is as new as the journal) or 'skipped' (nothing to hold).
+local now, idemTtl, deadTtl, doneTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local sets = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5] }
+local width = tonumber(ARGV[7])
+local out = {}
+
+local function restoreOne(a)
+  local j = { id = a[1], type = a[2], queue = a[3], payload = a[4], priority = a[5], maxAttempts = a[6], timeout = a[7],
+    backoffBase = a[8], backoffMax = a[9], state = a[10], attempts = a[11], idem = a[12], createdAt = a[13],
+    runAt = tonumber(a[14]), lastError = a[15], seq = tonumber(a[16]), finishedAt = tonumber(a[17]), result = a[18] }
+  local jobKey = ARGV[5] .. j.id
+  -- Idempotency keys of every job still in the window come back, terminal ones included.
+  if j.idem ~= '' then
+    local ttl = idemTtl - (now - tonumber(j.createdAt))
+    if ttl > 0 then redis.call('SET', ARGV[6] .. j.idem, j.id, 'PX', ttl, 'NX') end
   end
+  local current = redis.call('HGET', jobKey, 'seq')
+  if current and tonumber(current) >= j.seq then return 'present' end
+  local state, finishedAt, lastError = j.state, j.finishedAt, j.lastError
+  -- A dead job is kept only while its dead TTL lasts; past it, it is gone like an expired one.
+  if state == 'dead' and deadTtl > 0 and finishedAt > 0 and now - finishedAt >= deadTtl then state = 'purged' end
+  local terminal = state == 'completed' or state == 'cancelled' or state == 'purged'
+  if terminal and not current then return 'skipped' end
+  -- A lease died with Redis: an active job goes back to pending with its attempt count as it was.
+  -- If that was its last attempt, it is dead, as a lost lease would have made it.
+  if state == 'active' then
+    if tonumber(j.attempts) >= tonumber(j.maxAttempts) then
+      state, lastError, finishedAt = 'dead', 'lease expired', now
+    else
+      state = 'pending'
+    end
+  end
+  if (state == 'scheduled' or state == 'retrying') and j.runAt == 0 then state = 'pending' end
+  removeFromSets(sets, j.id)
+  if not current then
+    redis.call('HSET', jobKey, 'id', j.id, 'type', j.type, 'queue', j.queue, 'payload', j.payload, 'priority', j.priority,
+      'maxAttempts', j.maxAttempts, 'timeout', j.timeout, 'backoffBase', j.backoffBase, 'backoffMax', j.backoffMax,
+      'createdAt', j.createdAt)
+    if j.idem ~= '' then redis.call('HSET', jobKey, 'idempotencyKey', j.idem) end
+  end
+  redis.call('PERSIST', jobKey)
+  redis.call('HDEL', jobKey, 'lease', 'leaseUntil', 'worker', 'runAt', 'finishedAt', 'lastError')
+  redis.call('HSET', jobKey, 'state', state, 'attempts', j.attempts, 'updatedAt', now, 'seq', j.seq)
+  if lastError ~= '' then redis.call('HSET', jobKey, 'lastError', lastError) end
+  emit(KEYS[6], jobKey, j.id, 'restored', state, j.attempts, now, { 'detail', j.state })
+  if state == 'purged' then
+    redis.call('DEL', jobKey)
+  elseif state == 'pending' then
+    redis.call('HDEL', jobKey, 'startedAt')
+    addPending(KEYS[1], KEYS[8], j.id, j.priority)
+    redis.call('LPUSH', KEYS[7], '1')
+  elseif state == 'scheduled' or state == 'retrying' then
+    redis.call('HSET', jobKey, 'runAt', j.runAt)
+    redis.call('ZADD', state == 'scheduled' and KEYS[2] or KEYS[3], j.runAt, j.id)
+  else
+    -- dead, completed or cancelled: finished; the hash expires as the finishing script would have set it.
+    if finishedAt == 0 then finishedAt = now end
+    redis.call('HSET', jobKey, 'finishedAt', finishedAt)
+    if j.result ~= '' then redis.call('HSET', jobKey, 'result', j.result) end
+    local ttl = deadTtl
+    if state == 'completed' then ttl = doneTtl end
+    if state == 'dead' then redis.call('ZADD', KEYS[5], finishedAt, j.id) end
+    if ttl > 0 then redis.call('PEXPIRE', jobKey, math.max(1, ttl - (now - finishedAt))) end
+  end
+  return state
 end
-local runAt = tonumber(ARGV[15])
-if (state == 'scheduled' or state == 'retrying') and runAt == 0 then state = 'pending' end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', ARGV[2], 'queue', ARGV[3], 'payload', ARGV[4], 'priority', ARGV[5],
-  'maxAttempts', ARGV[6], 'timeout', ARGV[7], 'backoffBase', ARGV[8], 'backoffMax', ARGV[9], 'state', state,
-  'attempts', ARGV[11], 'createdAt', ARGV[14], 'updatedAt', now, 'seq', ARGV[17])
-if lastError ~= '' then redis.call('HSET', KEYS[1], 'lastError', lastError) end
-if ARGV[12] ~= '' then
-  redis.call('HSET', KEYS[1], 'idempotencyKey', ARGV[12])
-  local ttl = tonumber(ARGV[13]) - (now - tonumber(ARGV[14]))
-  if ttl > 0 then redis.call('SET', KEYS[7], ARGV[1], 'PX', ttl, 'NX') end
+
+for i = 8, #ARGV, width do
+  local a = {}
+  for j = 0, width - 1 do a[j + 1] = ARGV[i + j] end
+  out[#out + 1] = restoreOne(a)
 end
-emit(KEYS[6], KEYS[1], ARGV[1], 'restored', state, ARGV[11], now, { 'detail', ARGV[10] })
-if state == 'pending' then
-  addPending(KEYS[2], KEYS[9], ARGV[1], ARGV[5])
-  wake(KEYS[8], 1)
-elseif state == 'scheduled' then
-  redis.call('HSET', KEYS[1], 'runAt', runAt)
-  redis.call('ZADD', KEYS[3], runAt, ARGV[1])
-elseif state == 'retrying' then
-  redis.call('HSET', KEYS[1], 'runAt', runAt)
-  redis.call('ZADD', KEYS[4], runAt, ARGV[1])
-elseif state == 'dead' then
-  local died = tonumber(ARGV[20])
-  if died == 0 then died = now end
-  redis.call('HSET', KEYS[1], 'finishedAt', died)
-  redis.call('ZADD', KEYS[5], died, ARGV[1])
-  local ttl = tonumber(ARGV[19])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], math.max(1, ttl - (now - died))) end
-end
-return state
+-- At most WAKE_MAX tokens: a claim that finds the queue empty clears them anyway.
+local extra = redis.call('LLEN', KEYS[7]) - WAKE_MAX
+if extra > 0 then redis.call('LTRIM', KEYS[7], 0, WAKE_MAX - 1) end
+return out

@@ -3,7 +3,9 @@ import Foundation
 /// A job's lifecycle state (SPEC §2).
 public enum JobState: String, Sendable, CaseIterable, Codable {
     case scheduled, pending, active, retrying, completed, dead, cancelled
-    public var isTerminal: Bool { self == .completed || self == .dead || self == .cancelled }
+    /// Deleted from the dead-letter queue (`DELETE /dlq/{id}`): gone from Redis, kept in the journal's history.
+    case purged
+    public var isTerminal: Bool { self == .completed || self == .dead || self == .cancelled || self == .purged }
 }
 
 /// Strict priority levels: every `critical` job runs before any `high` one, and so on.

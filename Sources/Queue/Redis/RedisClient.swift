@@ -14,7 +14,10 @@ public final class RedisClient: Service, Sendable {
         public var url: RedisURL
         /// Pipelined connections shared by all non-blocking requests.
         public var poolSize = 2
-        public var connectTimeout: Duration = .seconds(5)
+        public var connectTimeout: Duration = .seconds(2)
+        /// Deadline for every command (`DOCKET_REDIS_TIMEOUT`): a Redis that does not answer within it is down,
+        /// like one that refuses connections.
+        public var commandTimeout: Duration = .seconds(2)
         /// First and longest wait between reconnect attempts.
         public var minBackoff: Duration = .milliseconds(50)
         public var maxBackoff: Duration = .seconds(2)
@@ -30,6 +33,11 @@ public final class RedisClient: Service, Sendable {
     private let isShutdown = Atomic<Bool>(false)
     /// Script name → SHA1 as returned by SCRIPT LOAD.
     let scriptSHAs = Mutex<[String: String]>([:])
+    private let latestRunID = Mutex<String?>(nil)
+
+    /// The `run_id` of the Redis process the newest connection reached: it changes whenever Redis restarts,
+    /// which may mean Redis came back with older data (see `RedisQueueDriver.dataVerified`).
+    public var serverRunID: String? { latestRunID.withLock { $0 } }
 
     public init(configuration: Configuration, logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.configuration = configuration
@@ -88,7 +96,7 @@ public final class RedisClient: Service, Sendable {
         if let reused {
             connection = reused
         } else {
-            connection = try await RedisConnection.connect(to: configuration.url, on: group, timeout: configuration.connectTimeout)
+            connection = try await open()
         }
         do {
             let result = try await body(connection)
@@ -113,6 +121,13 @@ public final class RedisClient: Service, Sendable {
         if !kept { connection.close() }
     }
 
+    private func open() async throws -> RedisConnection {
+        let connection = try await RedisConnection.connect(
+            to: configuration.url, on: group, timeout: configuration.connectTimeout, commandTimeout: configuration.commandTimeout)
+        if let runID = connection.runID { latestRunID.withLock { $0 = runID } }
+        return connection
+    }
+
     private func checkNotShutdown() throws {
         if isShutdown.load(ordering: .relaxed) { throw RedisClientError(.shutdown, message: "redis client is shut down") }
     }
@@ -131,7 +146,7 @@ public final class RedisClient: Service, Sendable {
             throw error
         case .connect(let promise):
             do {
-                let connection = try await RedisConnection.connect(to: configuration.url, on: group, timeout: configuration.connectTimeout)
+                let connection = try await open()
                 if isShutdown.load(ordering: .relaxed) {
                     connection.close()
                     throw RedisClientError(.shutdown, message: "redis client is shut down")

@@ -2,7 +2,7 @@
 public struct RedisClientError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case connectionClosed, connectionFailed, protocolError, serverError, invalidURL, shutdown, unexpectedReply
+            case connectionClosed, connectionFailed, protocolError, serverError, invalidURL, shutdown, unexpectedReply, timedOut
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -10,6 +10,9 @@ public struct RedisClientError: Error, CustomStringConvertible, Sendable {
         public static var connectionClosed: Self { .init(.connectionClosed) }
         /// No connection could be made (Redis down or unreachable); the request was not sent.
         public static var connectionFailed: Self { .init(.connectionFailed) }
+        /// Redis did not answer within the command deadline (frozen, stalled network); the connection is closed,
+        /// and the request may or may not have run.
+        public static var timedOut: Self { .init(.timedOut) }
         /// Redis sent bytes that are not RESP.
         public static var protocolError: Self { .init(.protocolError) }
         /// Redis answered with an error reply (`message` holds it).
@@ -32,7 +35,7 @@ public struct RedisClientError: Error, CustomStringConvertible, Sendable {
 
     /// True when the request never reached Redis or the connection broke: the caller may retry later.
     public var isConnectionError: Bool {
-        code == .connectionClosed || code == .connectionFailed || code == .shutdown
+        code == .connectionClosed || code == .connectionFailed || code == .shutdown || code == .timedOut
     }
 
     public var description: String { message.isEmpty ? "redis: \(code)" : "redis: \(code): \(message)" }

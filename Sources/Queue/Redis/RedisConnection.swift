@@ -1,18 +1,30 @@
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One Redis connection. Requests from any task are pipelined in FIFO order; writes made in
 /// the same event-loop tick share one flush.
 public final class RedisConnection: Sendable {
     let channel: any Channel
+    /// Every request must be answered within this, or the connection is closed and the request fails with
+    /// `timedOut` (a frozen Redis never hangs a caller).
+    let commandTimeout: Duration
+    private let serverRunID = Mutex<String?>(nil)
 
-    private init(channel: any Channel) { self.channel = channel }
+    private init(channel: any Channel, commandTimeout: Duration) {
+        self.channel = channel
+        self.commandTimeout = commandTimeout
+    }
 
-    /// Connects, then authenticates and selects the database named by `url`.
+    /// The `run_id` of the Redis process this connection reached (each Redis start has a new one).
+    public var runID: String? { serverRunID.withLock { $0 } }
+
+    /// Connects, then authenticates, selects the database named by `url` and learns the server's run id.
     public static func connect(
         to url: RedisURL,
         on group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        timeout: Duration = .seconds(5)
+        timeout: Duration = .seconds(2),
+        commandTimeout: Duration = .seconds(2)
     ) async throws -> RedisConnection {
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)))
@@ -37,7 +49,7 @@ public final class RedisConnection: Sendable {
         } catch {
             throw RedisClientError(.connectionFailed, message: "\(url): \(error)")
         }
-        let connection = RedisConnection(channel: channel)
+        let connection = RedisConnection(channel: channel, commandTimeout: commandTimeout)
         do {
             if let password = url.password {
                 let args: [RESPArgument] = url.username.map { [RESPArgument($0), RESPArgument(password)] } ?? [RESPArgument(password)]
@@ -46,6 +58,8 @@ public final class RedisConnection: Sendable {
             if url.database != 0 {
                 _ = try await connection.send(RedisCommand("SELECT", [RESPArgument(url.database)]))
             }
+            let info = try await connection.send(RedisCommand("INFO", ["server"]))
+            connection.serverRunID.withLock { $0 = RedisConnection.runID(fromInfo: info) }
         } catch {
             connection.close()
             throw RedisClientError(.connectionFailed, message: "\(url): \(error)")
@@ -63,24 +77,42 @@ public final class RedisConnection: Sendable {
     }
 
     /// Sends commands back to back and returns their replies in order; error replies are returned, not thrown.
-    public func pipeline(_ commands: [RedisCommand]) async throws -> [RESPValue] {
+    /// Throws `timedOut` (and closes the connection, whose replies can no longer be matched) when Redis does not
+    /// answer within the command deadline, plus `extra` for commands that block server-side.
+    public func pipeline(_ commands: [RedisCommand], extra: Duration = .zero) async throws -> [RESPValue] {
         if commands.isEmpty { return [] }
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
         let request = RedisRequest(commands: commands, promise: promise)
+        // Large pipelines get a little longer: Redis answers them one command at a time.
+        let deadline = commandTimeout + extra + .milliseconds(commands.count / 10)
+        let channel = self.channel
+        let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(deadline.nanoseconds)) {
+            promise.fail(RedisClientError(.timedOut, message: "no reply from redis within \(deadline)"))
+            channel.close(promise: nil)
+        }
+        promise.futureResult.whenComplete { _ in timer.cancel() }
         channel.writeAndFlush(request).whenFailure { error in
             promise.fail(RedisClientError(.connectionClosed, message: "\(error)"))
         }
         return try await promise.futureResult.get()
     }
 
-    /// Runs a command that may block server-side (BLPOP, …). Cancelling the task closes the connection,
-    /// the only way to stop a blocked command; use a dedicated connection for this.
-    public func sendBlocking(_ command: RedisCommand) async throws -> RESPValue {
+    /// Runs a command that may block server-side up to `block` (BLPOP, …). Cancelling the task closes the
+    /// connection, the only way to stop a blocked command; use a dedicated connection for this.
+    public func sendBlocking(_ command: RedisCommand, block: Duration) async throws -> RESPValue {
         try await withTaskCancellationHandler {
-            try await send(command)
+            let reply = try await pipeline([command], extra: block)[0]
+            if case .error(let message) = reply { throw RedisClientError(.serverError, message: message) }
+            return reply
         } onCancel: {
             self.close()
         }
+    }
+
+    /// The `run_id:` line of an `INFO server` reply.
+    static func runID(fromInfo info: RESPValue) -> String? {
+        let text = info.string ?? ""
+        return text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }.map { String($0.dropFirst(7)) }
     }
 
     public func close() {

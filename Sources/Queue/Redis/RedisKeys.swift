@@ -47,7 +47,9 @@ public struct RedisKeys: Sendable, Hashable {
         /// HASH of running totals: completed, failed, dead.
         public var stats: RedisKey { RedisKey("\(tag):stats") }
         /// STRING idempotency key → job id, expiring after the idempotency window.
-        public func idempotency(_ key: String) -> RedisKey { RedisKey("\(tag):idem:\(key)") }
+        public func idempotency(_ key: String) -> RedisKey { RedisKey(idempotencyPrefix + key) }
+        /// Passed to Lua (ARGV) where a script derives idempotency keys (recovery).
+        public var idempotencyPrefix: String { "\(tag):idem:" }
         /// HASH of one job.
         public func job(_ id: JobID) -> RedisKey { RedisKey(jobKeyPrefix + id.rawValue) }
         /// Passed to Lua (ARGV) where a script derives job keys from ids it pops.

@@ -22,7 +22,7 @@ public struct RedisScript: Sendable {
 
 /// Every script the queue runs. A new script is a `.lua` file, a line here, a name in Package.swift.
 public enum Scripts {
-    static let enqueue = RedisScript("enqueue", PackageResources.enqueue_lua, keys: 7)
+    static let enqueue = RedisScript("enqueue", PackageResources.enqueue_lua, keys: 8)
     static let claim = RedisScript("claim", PackageResources.claim_lua, keys: 5)
     static let renew = RedisScript("renew", PackageResources.renew_lua, keys: 2)
     static let progress = RedisScript("progress", PackageResources.progress_lua, keys: 2)
@@ -35,8 +35,8 @@ public enum Scripts {
     static let requeue = RedisScript("requeue", PackageResources.requeue_lua, keys: 6)
     static let pause = RedisScript("pause", PackageResources.pause_lua, keys: 2)
     static let resume = RedisScript("resume", PackageResources.resume_lua, keys: 3)
-    static let purge = RedisScript("purge", PackageResources.purge_lua, keys: 2)
-    static let restore = RedisScript("restore", PackageResources.restore_lua, keys: 9)
+    static let purge = RedisScript("purge", PackageResources.purge_lua, keys: 3)
+    static let restore = RedisScript("restore", PackageResources.restore_lua, keys: 8)
 
     public static let all: [RedisScript] = [
         enqueue, claim, renew, progress, complete, fail, release, promote, reap, cancel, requeue, pause, resume, purge, restore,
