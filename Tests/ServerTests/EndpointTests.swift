@@ -126,8 +126,20 @@ struct EndpointTests {
             let spooled = try await api.call(.post, "/jobs", json: #"{"type":"t","payload":7}"#)
             #expect(spooled.status == 202 && spooled.json["spooled"] as? Bool == true)
             let health = try await api.call(.get, "/health")
-            #expect(health.json["status"] as? String == "degraded" && health.json["redis"] as? String == "down")
+            #expect(health.status == 503 && health.json["status"] as? String == "degraded" && health.json["redis"] as? String == "down")
             #expect(try await api.call(.get, "/jobs/\(spooled.json["id"] as? String ?? "")").json["source"] as? String == "journal")
+            // A repeated key while Redis is down answers the first (spooled) job.
+            let first = try await api.call(.post, "/jobs", json: #"{"type":"t","idempotencyKey":"down-1"}"#)
+            let again = try await api.call(.post, "/jobs", json: #"{"type":"t","idempotencyKey":"down-1"}"#)
+            #expect(first.status == 202 && again.status == 200 && again.headers[named: "Idempotent-Replay"] == "true")
+            #expect(first.json["id"] as? String == again.json["id"] as? String)
+            // What needs Redis answers 503 redis_unavailable with Retry-After, never 500; the journal still answers.
+            for (method, path) in [(HTTPRequest.Method.get, "/stats"), (.get, "/queues"), (.get, "/dlq"), (.post, "/queues/default/pause"),
+                                   (.delete, "/jobs/\(spooled.json["id"] as? String ?? "")"), (.post, "/dlq/requeue")] {
+                let reply = try await api.call(method, path)
+                #expect(reply.status == 503 && reply.error.code == "redis_unavailable" && reply.headers[.retryAfter] != nil, "\(method) \(path): \(reply.status) \(reply.text)")
+            }
+            #expect(try await api.call(.get, "/jobs").status == 200)
         }
     }
 }
