@@ -114,6 +114,29 @@ public struct JournalReader: Sendable {
         }
     }
 
+    /// Of the jobs Redis holds live (id → its seq there), those the journal has finished (completed, cancelled,
+    /// purged) at a higher seq: stale copies in Redis.
+    public func finishedAhead(of redisSeqs: [JobID: Int]) async throws -> [JobID] {
+        if redisSeqs.isEmpty { return [] }
+        let ids = Array(redisSeqs.keys)
+        return try await database.read { db in
+            var ahead = [JobID]()
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = ids[start..<min(start + 500, ids.count)]
+                let sql = """
+                    SELECT id, lastSeq FROM job WHERE state IN ('completed', 'cancelled', 'purged')
+                      AND id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))
+                    """
+                for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(chunk.map(\.rawValue))) {
+                    guard let id = JobID(rawValue: row[0]) else { continue }
+                    let seq: Int = row[1]
+                    if seq > redisSeqs[id] ?? 0 { ahead.append(id) }
+                }
+            }
+            return ahead
+        }
+    }
+
     /// The journal's rows for `ids` (any state).
     public func jobs(_ ids: [JobID]) async throws -> [Job] {
         if ids.isEmpty { return [] }

@@ -89,9 +89,8 @@ public struct Recovery: Sendable {
     /// Restores `batch` (or, dry, compares it with Redis) and counts what happened.
     private func apply(_ batch: [Job], _ report: inout Report, dryRun: Bool, counted: Bool = true) async throws {
         if counted { report.candidates += batch.count }
-        let seqs = try await driver.seqs(batch)
         if dryRun {
-            for (job, seq) in zip(batch, seqs) {
+            for (job, seq) in zip(batch, try await driver.seqs(batch)) {
                 if let seq, seq >= job.seq { if counted { report.present += 1 }; continue }
                 guard let state = Self.restoredState(job, inRedis: seq != nil) else { continue }
                 report.restored[state, default: 0] += 1
@@ -99,13 +98,13 @@ public struct Recovery: Sendable {
             }
             return
         }
-        for (seq, outcome) in zip(seqs, try await driver.restore(batch)) {
+        for outcome in try await driver.restore(batch) {
             switch outcome {
             case .present: if counted { report.present += 1 }
             case .skipped: break
-            case .restored(let state):
+            case .restored(let state, let stale):
                 report.restored[state, default: 0] += 1
-                if seq != nil { report.stale += 1 }
+                if stale { report.stale += 1 }
             }
         }
     }
@@ -131,10 +130,8 @@ public struct Recovery: Sendable {
                 cursor = page.next
                 if page.jobs.isEmpty { continue }
                 let redisSeq = Dictionary(page.jobs.map { ($0.0, $0.1) }, uniquingKeysWith: max)
-                let stale = try await journal.reader.jobs(Array(redisSeq.keys)).filter { job in
-                    job.state.isTerminal && job.state != .dead && job.seq > (redisSeq[job.id] ?? 0)
-                }
-                if !stale.isEmpty { try await apply(stale, &report, dryRun: dryRun) }
+                let newer = try await journal.reader.finishedAhead(of: redisSeq)
+                if !newer.isEmpty { try await apply(try await journal.reader.jobs(newer), &report, dryRun: dryRun) }
             }
         }
     }

@@ -4,8 +4,9 @@ import Synchronization
 
 /// What recovery did to one job (see `restore.lua`).
 public enum RestoreOutcome: Sendable, Hashable {
-    /// Redis lacked the job or held an older copy; it now holds the journal's state (as restored).
-    case restored(JobState)
+    /// Redis lacked the job (`stale` false) or held an older copy (`stale` true); it now holds the journal's
+    /// state (as restored).
+    case restored(JobState, stale: Bool)
     /// Redis already holds the job at the journal's seq or later: left alone.
     case present
     /// Nothing for Redis to hold (a finished job Redis no longer has); only its idempotency key came back.
@@ -61,8 +62,11 @@ extension RedisQueueDriver {
                 case "present": outcomes[i] = .present
                 case "skipped": outcomes[i] = .skipped
                 case let text?:
-                    guard let state = JobState(rawValue: text) else { throw QueueError(.unexpectedReply, message: "restore: \(text)") }
-                    outcomes[i] = .restored(state)
+                    let stale = text.hasPrefix("stale:")
+                    guard let state = JobState(rawValue: stale ? String(text.dropFirst(6)) : text) else {
+                        throw QueueError(.unexpectedReply, message: "restore: \(text)")
+                    }
+                    outcomes[i] = .restored(state, stale: stale)
                 case nil: throw QueueError(.unexpectedReply, message: "restore: \(item)")
                 }
             }

@@ -9,7 +9,8 @@
 -- ARGV[6] idempotency key prefix  ARGV[7] fields per job (18), then per job:
 --   id, type, queue, payload, priority, maxAttempts, timeout ms, backoff base ms, backoff max ms, journaled state,
 --   attempts, idempotency key, createdAt ms, runAt ms (0 = none), last error, journaled seq, finishedAt ms (0 = none), result
--- Returns, per job, the state it was set to, 'present' (Redis is as new as the journal) or 'skipped' (nothing to hold).
+-- Returns, per job, the state it was set to (prefixed 'stale:' when Redis held an older copy), 'present' (Redis is
+-- as new as the journal) or 'skipped' (nothing to hold).
 local now, idemTtl, deadTtl, doneTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local sets = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5] }
 local width = tonumber(ARGV[7])
@@ -73,6 +74,7 @@ local function restoreOne(a)
     if state == 'dead' then redis.call('ZADD', KEYS[5], finishedAt, j.id) end
     if ttl > 0 then redis.call('PEXPIRE', jobKey, math.max(1, ttl - (now - finishedAt))) end
   end
+  if current then return 'stale:' .. state end
   return state
 end
 
