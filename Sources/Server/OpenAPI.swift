@@ -22,7 +22,7 @@ enum OpenAPI {
         .init(method: "GET", path: "/jobs/{id}", summary: "A job: live from Redis, else from the journal (source)", body: nil,
               responses: [("200", "Job"), ("404", "Unknown job")]),
         .init(method: "GET", path: "/jobs/{id}/events", summary: "A job's whole history by seq", body: nil,
-              responses: [("200", "{jobId, events: [Event]}"), ("404", "Unknown job")]),
+              responses: [("200", "{jobId, events: [Event], conflicts: [Event]}"), ("404", "Unknown job")]),
         .init(method: "GET", path: "/jobs", summary: "History query over the journal, newest first, keyset-paginated", body: nil,
               responses: [("200", "{jobs: [Job], nextCursor}"), ("400", "Invalid query")],
               query: ["state", "type", "queue", "since", "until", "limit", "cursor"]),
@@ -63,7 +63,7 @@ enum OpenAPI {
     "BatchRequest":{"type":"object","additionalProperties":false,"required":["jobs"],"properties":{"jobs":{"type":"array","minItems":1,"maxItems":1000,"items":{"$ref":"#/components/schemas/EnqueueRequest"}}}},
     "RecoverRequest":{"type":"object","additionalProperties":false,"properties":{"dryRun":{"type":"boolean","default":false},"asOf":{"type":"string","format":"date-time"}}},
     "RequeueFilter":{"type":"object","additionalProperties":false,"properties":{"queue":{"type":"string"},"type":{"type":"string"}}},
-    "Job":{"type":"object","properties":{"id":{"type":"string"},"type":{"type":"string"},"queue":{"type":"string"},"state":{"type":"string","enum":["scheduled","pending","active","retrying","completed","dead","cancelled"]},"priority":{"type":"string"},"payload":{},"attempts":{"type":"integer"},"maxAttempts":{"type":"integer"},"timeout":{"type":"string"},"backoff":{"type":"object"},"runAt":{"type":"string","format":"date-time","nullable":true},"idempotencyKey":{"type":"string","nullable":true},"createdAt":{"type":"string","format":"date-time"},"updatedAt":{"type":"string","format":"date-time"},"startedAt":{"type":"string","format":"date-time","nullable":true},"finishedAt":{"type":"string","format":"date-time","nullable":true},"lastError":{"type":"string","nullable":true},"result":{},"progress":{},"source":{"type":"string","enum":["redis","journal"]},"spooled":{"type":"boolean"}}}
+    "Job":{"type":"object","properties":{"id":{"type":"string"},"type":{"type":"string"},"queue":{"type":"string"},"state":{"type":"string","enum":["scheduled","pending","active","retrying","completed","dead","cancelled","purged"]},"priority":{"type":"string"},"payload":{},"attempts":{"type":"integer"},"maxAttempts":{"type":"integer"},"timeout":{"type":"string"},"backoff":{"type":"object"},"runAt":{"type":"string","format":"date-time","nullable":true},"idempotencyKey":{"type":"string","nullable":true},"createdAt":{"type":"string","format":"date-time"},"updatedAt":{"type":"string","format":"date-time"},"startedAt":{"type":"string","format":"date-time","nullable":true},"finishedAt":{"type":"string","format":"date-time","nullable":true},"lastError":{"type":"string","nullable":true},"result":{},"progress":{},"source":{"type":"string","enum":["redis","journal"]},"spooled":{"type":"boolean"}}}
     """#
 
     static let document: String = {
