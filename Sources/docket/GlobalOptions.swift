@@ -28,6 +28,13 @@ struct GlobalOptions: ParsableArguments {
         do { return try RedisURL(text) } catch { throw ValidationError("--redis: \(error)") }
     }
 
+    /// The `--redis` URL, or a `redis-server` started and owned under `directory` (stop it when done).
+    func redisOrManaged(directory: URL, appendOnly: Bool, logger: Logger) async throws -> (url: RedisURL, managed: ManagedRedis?) {
+        if let given = try redisURL() { return (given, nil) }
+        let managed = try await ManagedRedis.start(directory: directory, appendOnly: appendOnly, logger: logger)
+        return (managed.url, managed)
+    }
+
     func keys() throws -> RedisKeys {
         let value = prefix ?? env("DOCKET_PREFIX") ?? "docket"
         guard !value.isEmpty, value.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "{") && $0 != UInt8(ascii: "}") }) else {

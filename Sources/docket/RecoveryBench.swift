@@ -29,14 +29,7 @@ extension Docket {
             logger.logLevel = .warning
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-rbench-\(UUID().uuidString.prefix(8))")
             defer { try? FileManager.default.removeItem(at: dir) }
-            var managed: ManagedRedis?
-            let url: RedisURL
-            if let given = try global.redisURL() {
-                url = given
-            } else {
-                managed = try await ManagedRedis.start(directory: dir.appendingPathComponent("redis"), appendOnly: false, logger: logger)
-                url = managed!.url
-            }
+            let (url, managed) = try await global.redisOrManaged(directory: dir.appendingPathComponent("redis"), appendOnly: false, logger: logger)
             defer { managed?.stop() }
             let redis = try await connect(url, timeout: try global.redisDeadline(), logger: logger)
             defer { redis.shutdown() }

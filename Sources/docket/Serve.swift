@@ -79,14 +79,8 @@ extension Docket {
             let journalPath = journal ?? env("DOCKET_JOURNAL") ?? dataDir.appendingPathComponent("journal.sqlite").path
 
             // Redis: the given one, or one we start and own.
-            var managed: ManagedRedis?
-            let url: RedisURL
-            if let given = try global.redisURL() {
-                url = given
-            } else {
-                managed = try await ManagedRedis.start(directory: dataDir.appendingPathComponent("redis"), appendOnly: true, logger: logger)
-                url = managed!.url
-            }
+            let (url, managed) = try await global.redisOrManaged(directory: dataDir.appendingPathComponent("redis"), appendOnly: true, logger: logger)
+
             defer { managed?.stop() }
             var redisConfig = RedisClient.Configuration(url: url)
             redisConfig.commandTimeout = try global.redisDeadline()
