@@ -77,6 +77,11 @@ public struct JournalReader: Sendable {
         }
     }
 
+    /// True when the journal file answers a query (cheap, for health checks).
+    public func ping() async -> Bool {
+        (try? await database.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+    }
+
     /// Whether the journal holds any job.
     public func hasJobs() async throws -> Bool {
         try await database.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM job)") ?? false }

@@ -47,6 +47,8 @@ public actor JournalWriter: Service {
     public private(set) var commitTime: Duration = .zero
     /// Conflicting events recorded since start (see `JournalWrite.events`).
     public private(set) var conflicts = 0
+    /// False while the last commit failed (disk full, read-only, I/O error), until one succeeds.
+    public private(set) var committing = true
 
     public init(database: DatabasePool, configuration: Configuration = .init(), logger: Logger) {
         self.database = database
@@ -97,6 +99,7 @@ public actor JournalWriter: Service {
                 return found
             }
             commits += 1
+            committing = true
             commitTime += ContinuousClock.now - start
             conflicts += found.count
             for e in found {
@@ -106,6 +109,7 @@ public actor JournalWriter: Service {
             for item in batch { item.continuation?.resume() }
         } catch {
             logger.error("Journal commit failed", metadata: ["journal.batch": "\(batch.count)", "error": "\(error)"])
+            committing = false
             let failure = JournalError(.unavailable, message: "\(error)")
             for item in batch { item.continuation?.resume(throwing: failure) }
         }

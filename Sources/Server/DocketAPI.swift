@@ -369,7 +369,7 @@ public struct DocketAPI: Sendable {
     func health() async -> Response {
         // PING has the Redis command deadline: a frozen Redis answers "down" within it, never hangs.
         let redisUp = await driver.redis.ping()
-        let journalUp = (try? await reader.size()) != nil
+        let journalUp = await reader.ping() && queue.journal.writer.committing
         let lag = ingestor?.lag ?? .zero
         var o = JSONObject()
         o.add("status", redisUp && journalUp ? "ok" : "degraded")
