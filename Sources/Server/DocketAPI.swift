@@ -369,7 +369,8 @@ public struct DocketAPI: Sendable {
     func health() async -> Response {
         // PING has the Redis command deadline: a frozen Redis answers "down" within it, never hangs.
         let redisUp = await driver.redis.ping()
-        let journalUp = await reader.ping() && queue.journal.writer.committing
+        let committing = await queue.journal.writer.committing
+        let journalUp = await reader.ping() && committing
         let lag = ingestor?.lag ?? .zero
         var o = JSONObject()
         o.add("status", redisUp && journalUp ? "ok" : "degraded")
