@@ -144,8 +144,19 @@ final class FaultCluster: Sendable {
         if let key { body += #","idempotencyKey":"\#(key)""# }
         body += extra + "}"
         let answer = await HTTP.post(base, "/jobs", body, timeout: timeout)
-        await ledger.record(answer, type: type, payload: payload, key: key)
+        await ledger.record(answer, n: n, type: type, payload: payload, key: key)
         return answer
+    }
+
+    /// Sends the enqueues of `jobs` again, same body and idempotency key: each must answer its first id.
+    /// Returns the answers that named another job (or none).
+    func replay(_ jobs: [Ledger.Acknowledged], to base: String) async -> [String] {
+        var wrong = [String]()
+        for job in jobs {
+            let answer = await enqueue(base, n: job.n, type: job.type, key: job.idempotencyKey)
+            if answer.jobID != job.id { wrong.append("\(job.idempotencyKey ?? "-"): \(job.id) → \(answer.summary)") }
+        }
+        return wrong
     }
 
     /// Enqueues jobs `range` from `concurrency` parallel clients against `target()` (read per request, so a
@@ -253,6 +264,7 @@ final class Counter: Sendable {
 actor Ledger {
     struct Acknowledged: Sendable, Hashable {
         let id: String
+        let n: Int
         let type: String
         let payload: String
         let idempotencyKey: String?
@@ -268,7 +280,7 @@ actor Ledger {
     /// Answers that were neither acknowledgements nor "no answer" (4xx/5xx), for reports.
     private(set) var refusals: [String] = []
 
-    func record(_ answer: HTTPAnswer, type: String, payload: String, key: String?) {
+    func record(_ answer: HTTPAnswer, n: Int, type: String, payload: String, key: String?) {
         statuses[answer.status, default: 0] += 1
         slowest = max(slowest, answer.elapsed)
         if answer.timedOut { timeouts += 1 }
@@ -278,7 +290,7 @@ actor Ledger {
             return
         }
         if acknowledged[id] == nil {
-            acknowledged[id] = Acknowledged(id: id, type: type, payload: payload, idempotencyKey: key, status: answer.status)
+            acknowledged[id] = Acknowledged(id: id, n: n, type: type, payload: payload, idempotencyKey: key, status: answer.status)
             order.append(id)
         }
     }

@@ -8,8 +8,8 @@ import Testing
 @Suite("Fault injection (real processes)", .serialized)
 struct FaultScenarios {
     /// Prints the counts, records violations, and shows the processes' stderr when something failed.
-    func finish(_ cluster: FaultCluster, _ report: FaultReport) {
-        report.record()
+    func finish(_ cluster: FaultCluster, _ report: FaultReport, sourceLocation: SourceLocation = #_sourceLocation) {
+        report.record(sourceLocation: sourceLocation)
         if !report.violations.isEmpty || report.lost > 0 { print("FAULT \(cluster.name) stderr:\n\(cluster.diagnostics())") }
     }
 
@@ -76,20 +76,25 @@ struct FaultScenarios {
         defer { cluster.cleanup() }
         let server = try await cluster.startServer()
         _ = try cluster.startWorker(handlers: [cluster.handler(sleep: 0.05)])
-        let load = Task { await cluster.load(0..<400, concurrency: 4, pace: .milliseconds(10)) { server.base } }
+        let load = Task { await cluster.load(0..<400, concurrency: 4, pace: .milliseconds(10), keyed: true) { server.base } }
         defer { load.cancel() }
         try await eventually(timeout: .seconds(30), "100 acknowledged enqueues") { await cluster.ledger.count >= 100 }
+        let before = Array(await cluster.ledger.jobs.prefix(50))
         cluster.redis.kill()
         let down = await cluster.ledger.answered
         await awhile(.seconds(3)) { await cluster.ledger.answered >= down + 20 }
         try cluster.redis.restart()
+        // Keys acknowledged before the loss still name their jobs, during the rebuild and after it.
+        let replayed = await cluster.replay(before, to: server.base)
         await load.value
         let counts = await cluster.ledger.counts
-        let report = try await InvariantChecker(cluster, journals: [server.journal], redisLost: true).check(extra: "answers=[\(counts.description)]")
+        let report = try await InvariantChecker(cluster, journals: [server.journal], redisLost: true).check(
+            extra: "answers=[\(counts.description)] replayedAsOtherJob=\(replayed.count)")
         finish(cluster, report)
         let answers = await cluster.ledger.summary
         #expect(counts.timeouts == 0, "enqueue never hangs")
         #expect(counts.refusals == 0, "every enqueue accepted: \(answers)")
+        #expect(replayed.isEmpty, "a repeated idempotency key answers its first job: \(replayed.prefix(3))")
     }
 
     // MARK: 4. FLUSHALL under load
@@ -100,16 +105,22 @@ struct FaultScenarios {
         defer { cluster.cleanup() }
         let server = try await cluster.startServer()
         _ = try cluster.startWorker(handlers: [cluster.handler(sleep: 0.05)])
-        let load = Task { await cluster.load(0..<400, concurrency: 4, pace: .milliseconds(10)) { server.base } }
+        let load = Task { await cluster.load(0..<400, concurrency: 4, pace: .milliseconds(10), keyed: true) { server.base } }
         defer { load.cancel() }
         try await eventually(timeout: .seconds(30), "150 acknowledged enqueues") { await cluster.ledger.count >= 150 }
+        let before = Array(await cluster.ledger.jobs.prefix(50))
         _ = try await cluster.redisCLI("FLUSHALL")
+        // Keys acknowledged before the flush (most of their jobs completed) still name their jobs, during
+        // the rebuild and after it.
+        let replayed = await cluster.replay(before, to: server.base)
         await load.value
         let counts = await cluster.ledger.counts
-        let report = try await InvariantChecker(cluster, journals: [server.journal], redisLost: true).check(extra: "answers=[\(counts.description)]")
+        let report = try await InvariantChecker(cluster, journals: [server.journal], redisLost: true).check(
+            extra: "answers=[\(counts.description)] replayedAsOtherJob=\(replayed.count)")
         finish(cluster, report)
         let answers = await cluster.ledger.summary
         #expect(counts.timeouts == 0 && counts.refusals == 0, "every enqueue accepted: \(answers)")
+        #expect(replayed.isEmpty, "a repeated idempotency key answers its first job: \(replayed.prefix(3))")
     }
 
     // MARK: 5. Redis restarted from an older RDB

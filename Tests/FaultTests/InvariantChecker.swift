@@ -141,7 +141,10 @@ struct InvariantChecker: Sendable {
         while ContinuousClock.now < end {
             if let read = try? await readJournals() {
                 snapshots = read
-                if acknowledged.allSatisfy({ Self.history(of: $0.id, in: read).last.map { Self.terminal.contains($0.state) } == true }),
+                // An acknowledged job absent from every journal is lost already (enqueue is write-ahead): no
+                // use waiting for it.
+                let journaled = acknowledged.filter { job in read.contains { $0.jobs[job.id] != nil } }
+                if journaled.allSatisfy({ Self.history(of: $0.id, in: read).last.map { Self.terminal.contains($0.state) } == true }),
                    (try? await liveInRedis(acknowledged, snapshots: read))?.isEmpty == true {
                     settled = true
                     break
