@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// Exec handlers through a real pool and real `/bin/sh` processes.
-@Suite("Exec handlers")
+@Suite("Exec handlers", .timeLimit(.minutes(1)))
 struct ExecHandlerTests {
     func run(_ t: TestQueue, _ handlers: [String: String], _ body: () async throws -> Void) async throws {
         var registry = HandlerRegistry()

@@ -6,7 +6,9 @@ import Synchronization
 import Testing
 
 /// The worker pool in process against a real Redis: handlers, retries, timeouts, limits, progress, leases.
-@Suite("Worker pool")
+/// Leases are long (30 s, or 6 s where renewal is the point): a busy machine pausing the process for a
+/// moment must never get a live job reaped. Nothing here depends on how fast the machine is.
+@Suite("Worker pool", .timeLimit(.minutes(1)))
 struct WorkerPoolTests {
     static let fastRetry = Backoff(base: .milliseconds(10), max: .milliseconds(20))
 
@@ -102,34 +104,46 @@ struct WorkerPoolTests {
         }
     }
 
-    @Test func concurrencyLimitIsRespected() async throws {
+    /// Enough jobs are queued and every handler holds its slot until the gate opens, so the pool must fill
+    /// exactly `concurrency` slots (not fewer), and never take more: the rest stay pending in Redis.
+    @Test(arguments: [1, 3])
+    func concurrencyIsFilledAndNeverExceeded(concurrency: Int) async throws {
         try await withTestQueue { t in
             let running = Atomic<Int>(0)
             let peak = Atomic<Int>(0)
-            let p = pool(t, concurrency: 3) {
+            let gate = Atomic<Bool>(false)
+            let p = pool(t, concurrency: concurrency) {
                 $0.register("hold") { _ in
-                    let now = running.add(1, ordering: .relaxed).newValue
-                    _ = peak.max(now, ordering: .relaxed)
-                    try await Task.sleep(for: .milliseconds(40))
-                    running.subtract(1, ordering: .relaxed)
+                    let now = running.add(1, ordering: .sequentiallyConsistent).newValue
+                    _ = peak.max(now, ordering: .sequentiallyConsistent)
+                    while !gate.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(5)) }
+                    running.subtract(1, ordering: .sequentiallyConsistent)
                     return nil
                 }
             }
+            let total = concurrency * 4 + 3
             try await withRunningServices([p]) {
-                let ids = try await t.driver.enqueue((0..<15).map { _ in Job(type: "hold") }, actor: nil).map(\.job.id)
+                // A timeout far beyond the test: only the gate ends a handler.
+                let ids = try await t.driver.enqueue((0..<total).map { _ in Job(type: "hold", timeout: .seconds(600)) }, actor: nil).map(\.job.id)
+                try await eventually("\(concurrency) jobs to run at once") { running.load(ordering: .sequentiallyConsistent) >= concurrency }
+                #expect(running.load(ordering: .sequentiallyConsistent) == concurrency, "no more than \(concurrency) at once")
+                let held = try await t.driver.counts(.default)
+                #expect(held.active == concurrency && held.pending == total - concurrency, "\(held)")
+                #expect(p.running == concurrency)
+                gate.store(true, ordering: .sequentiallyConsistent)
                 for id in ids { #expect(try await t.finished(id).state == .completed) }
             }
-            #expect(peak.load(ordering: .relaxed) <= 3)
-            #expect(p.peakRunning <= 3)
-            #expect(p.peakRunning >= 1)
+            #expect(peak.load(ordering: .sequentiallyConsistent) == concurrency, "handlers ran exactly \(concurrency) at once at most")
+            #expect(p.peakRunning == concurrency)
         }
     }
 
     @Test func progressAndHeartbeatAreVisible() async throws {
         try await withTestQueue { t in
             let release = Atomic<Bool>(false)
-            // A short lease renewed by heartbeat: the job outlives many leases without being reaped.
-            let p = pool(t, lease: .milliseconds(300)) {
+            // A lease renewed by heartbeat (every lease / 3 = 2 s): the job outlives its first lease and is
+            // never reaped, though the scheduler looks for expired leases every 20 ms.
+            let p = pool(t, lease: .seconds(6)) {
                 $0.register("long") { context in
                     try await context.progress(["done": 1, "total": 2])
                     try await context.heartbeat()
@@ -138,20 +152,28 @@ struct WorkerPoolTests {
                 }
             }
             try await withRunningServices([scheduler(t), p]) {
-                let job = try await t.driver.enqueue(Job(type: "long"), actor: nil).job!
+                let job = try await t.driver.enqueue(Job(type: "long", timeout: .seconds(600)), actor: nil).job!
                 var first: Job?
                 try await eventually("progress to show") {
                     first = try await t.driver.job(job.id)
                     return first?.progress == #"{"done":1,"total":2}"# || first?.progress == #"{"total":2,"done":1}"#
                 }
-                let firstLease = try #require(first?.leaseUntil)
-                try await eventually("the lease to be renewed twice over") {
-                    let now = try await t.driver.job(job.id)
-                    return (now?.leaseUntil ?? .distantPast) > firstLease.addingTimeInterval(0.6)
+                var lease = try #require(first?.leaseUntil)
+                var renewals = 0
+                try await eventually(timeout: .seconds(40), "the lease to be renewed twice") {
+                    guard let now = try await t.driver.job(job.id)?.leaseUntil else { return false }
+                    if now > lease {
+                        renewals += 1
+                        lease = now
+                    }
+                    return renewals >= 2
                 }
+                #expect(try await t.driver.job(job.id)?.state == .active)
                 release.store(true, ordering: .relaxed)
                 let done = try await t.finished(job.id)
                 #expect(done.state == .completed && done.attempts == 1, "never reaped while heartbeating")
+                let events = try await t.driver.events(of: .default).filter { $0.jobID == job.id }.map(\.event)
+                #expect(!events.contains("lease_expired"), "\(events)")
             }
         }
     }
