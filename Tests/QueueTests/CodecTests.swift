@@ -5,7 +5,7 @@ import Testing
 
 @testable import DocketQueue
 
-@Suite("RESP codec and connection")
+@Suite("RESP codec and connection", .timeLimit(.minutes(1)))
 struct CodecTests {
     @Test func commandsEncodeByteExact() {
         var buffer = ByteBuffer()

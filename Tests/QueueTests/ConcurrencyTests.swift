@@ -5,7 +5,7 @@ import Testing
 
 @testable import DocketQueue
 
-@Suite("Concurrent claimers")
+@Suite("Concurrent claimers", .timeLimit(.minutes(1)))
 struct ConcurrencyTests {
     @Test func eightClaimersTakeEveryJobExactlyOnce() async throws {
         try await withTestQueue { t in
