@@ -6,7 +6,7 @@ import Hummingbird
 import Testing
 
 /// Malformed and hostile requests: each gets a 4xx naming the field, changes nothing, and the server stays healthy.
-@Suite("Bad input")
+@Suite("Bad input", .timeLimit(.minutes(1)))
 struct BadInputTests {
     struct Case: Sendable, CustomStringConvertible {
         let method: HTTPRequest.Method
@@ -121,6 +121,7 @@ struct BadInputTests {
         #expect(Self.cases.count >= 40)
         try await withAPI { api in
             let before = try await api.call(.get, "/stats").text
+            let journaled = try await api.journal.reader.size()
             for c in Self.cases {
                 var headers = HTTPFields()
                 if let type = c.contentType, c.body != nil { headers[.contentType] = type }
@@ -130,6 +131,12 @@ struct BadInputTests {
                 #expect(!reply.error.code.isEmpty, "\(c) renders the error shape")
             }
             #expect(try await api.call(.get, "/stats").text == before, "nothing was enqueued")
+            // Nothing reached Redis (no queue, no event to ingest) nor the journal, which enqueue writes first.
+            #expect(try await api.t.driver.queues().isEmpty, "no queue was registered")
+            #expect(try await api.t.driver.events(of: .default).isEmpty, "no transition was streamed")
+            let after = try await api.journal.reader.size()
+            #expect(after.jobs == journaled.jobs && after.events == journaled.events, "journal: \(journaled) then \(after)")
+            #expect(after.jobs == 0 && after.events == 0, "the journal holds no job and no event")
             #expect(try await api.call(.get, "/health").status == 200)
         }
     }
