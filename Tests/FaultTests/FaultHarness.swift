@@ -18,6 +18,7 @@ final class FaultCluster: Sendable {
     let ledger = Ledger()
     private let children = Mutex<[ChildProcess]>([])
     private let immutable = Mutex<[String]>([])
+    private let mounts = Mutex<[String]>([])
 
     /// Every enqueue in these tests: a job that retries fast, so a lost lease costs little time.
     static let jobOptions = #""maxAttempts":10,"backoff":{"base":"100ms","max":"500ms"}"#
@@ -137,9 +138,10 @@ final class FaultCluster: Sendable {
 
     /// One `POST /jobs` of a `fault.run` job; acknowledged answers (201, 200, 202 with an id) go into the ledger.
     @discardableResult
+    /// `blob` adds a string of that text to the payload (to make it big).
     func enqueue(_ base: String, n: Int, type: String = "fault.run", key: String? = nil, extra: String = "",
-                 timeout: Duration = .seconds(8)) async -> HTTPAnswer {
-        let payload = #"{"n":\#(n),"scenario":"\#(name)"}"#
+                 blob: String? = nil, timeout: Duration = .seconds(8)) async -> HTTPAnswer {
+        let payload = #"{"n":\#(n),"scenario":"\#(name)"\#(blob.map { #","blob":"\#($0)""# } ?? "")}"#
         var body = #"{"type":"\#(type)","payload":\#(payload),\#(Self.jobOptions)"#
         if let key { body += #","idempotencyKey":"\#(key)""# }
         body += extra + "}"
@@ -219,6 +221,42 @@ final class FaultCluster: Sendable {
         return FileHandle(forWritingAtPath: path) == nil
     }()
 
+    /// Fills the filesystem holding `path`'s directory (a file of zeros until ENOSPC); returns the filler.
+    func fillDisk(besides path: String) async throws -> String {
+        let filler = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("filler").path
+        let dd = try ChildProcess("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"], outputDirectory: directory)
+        defer { dd.cleanup() }
+        try await dd.wait(timeout: .seconds(30))
+        guard dd.stderr.contains("No space left") else { throw TestSupportError("dd did not fill the disk: \(dd.stderr)") }
+        return filler
+    }
+
+    /// Mounts a tmpfs of `size` (e.g. "16m") at `path` (created), unmounted by `cleanup()`, or by a
+    /// watchdog if the test process dies first.
+    func mountTmpfs(at path: String, size: String) async throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mount = try ChildProcess("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0700", "tmpfs", path], outputDirectory: directory)
+        defer { mount.cleanup() }
+        guard try await mount.wait(timeout: .seconds(10)) == 0 else { throw TestSupportError("mount failed: \(mount.stderr)") }
+        mounts.withLock { $0.append(path) }
+        let me = ProcessInfo.processInfo.processIdentifier
+        let watchdog = try ChildProcess("/bin/sh", ["-c", #"while kill -0 \#(me) 2>/dev/null && mountpoint -q "$0"; do sleep 1; done; umount -l "$0" 2>/dev/null"#, path],
+                                        outputDirectory: directory)
+        children.withLock { $0.append(watchdog) }
+    }
+
+    /// Whether tmpfs mounts work here (root with CAP_SYS_ADMIN).
+    static let canMount: Bool = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-fault-mount-\(UUID().uuidString.prefix(8))").path
+        guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil else { return false }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        guard let mount = try? ChildProcess("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]) else { return false }
+        defer { mount.cleanup() }
+        guard mount.waitBlocking(timeout: 10) == 0 else { return false }
+        if let umount = try? ChildProcess("/usr/bin/umount", ["-l", dir]) { umount.waitBlocking(timeout: 10); umount.cleanup() }
+        return true
+    }()
+
     // MARK: Teardown
 
     /// Kills every child still running (a frozen Redis is thawed first), makes files writable again and
@@ -228,6 +266,12 @@ final class FaultCluster: Sendable {
         for child in children.withLock({ $0 }) { child.cleanup() }
         redis.remove()
         try? setImmutable(immutable.withLock { $0 }, false)
+        for path in mounts.withLock({ $0 }) {
+            if let umount = try? ChildProcess("/usr/bin/umount", ["-l", path], outputDirectory: directory) {
+                umount.waitBlocking(timeout: 10)
+                umount.cleanup()
+            }
+        }
         if ProcessInfo.processInfo.environment["DOCKET_FAULT_KEEP"] == nil {
             try? FileManager.default.removeItem(at: directory)
         } else {

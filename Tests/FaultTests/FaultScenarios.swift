@@ -282,4 +282,36 @@ struct FaultScenarios {
         finish(cluster, report)
         #expect(refused.allSatisfy { $0.status == 503 }, "enqueue refuses with 503 while the journal cannot be written: \(refused.map(\.summary).prefix(3))")
     }
+
+    // MARK: 9b. The journal's disk full
+
+    @Test("journal disk full (tmpfs): enqueue answers 503 and acknowledges nothing it did not journal",
+          .timeLimit(.minutes(2)), .enabled(if: FaultCluster.canMount, "cannot mount a tmpfs here"))
+    func journalDiskFull() async throws {
+        let cluster = try FaultCluster("journal-full")
+        defer { cluster.cleanup() }
+        let disk = cluster.directory.appendingPathComponent("disk").path
+        try await cluster.mountTmpfs(at: disk, size: "16m")
+        let server = try await cluster.startServer(journal: disk + "/journal.sqlite")
+        _ = try cluster.startWorker()
+        await cluster.load(0..<50, concurrency: 4) { server.base }
+        let filler = try await cluster.fillDisk(besides: server.journal)
+        // Big payloads, so no commit fits in what the WAL file already holds.
+        let big = String(repeating: "x", count: 200_000)
+        var answers = [HTTPAnswer]()
+        for n in 50..<60 { answers.append(await cluster.enqueue(server.base, n: n, blob: big)) }
+        let health = await HTTP.get(server.base, "/health")
+        try FileManager.default.removeItem(atPath: filler)
+        let next = Counter(60)
+        try await eventually(timeout: .seconds(20), "enqueues to succeed again") {
+            [201, 202].contains(await cluster.enqueue(server.base, n: next.take()).status)
+        }
+        await cluster.load(100..<150, concurrency: 4) { server.base }
+        #expect(server.process.isRunning, "docket serve survives a full disk: \(server.process.stderr.suffix(500))")
+        let report = try await InvariantChecker(cluster, journals: [server.journal]).check(
+            extra: "whileFull=[\(answers.map { "\($0.status)" }.joined(separator: ","))] health=\(health.status)")
+        finish(cluster, report)
+        #expect(answers.allSatisfy { [201, 202, 503].contains($0.status) }, "only 503 or a journaled acknowledgement: \(answers.map(\.summary).prefix(3))")
+        #expect(answers.contains { $0.status == 503 }, "a full journal disk refuses enqueues: \(answers.map(\.summary).prefix(3))")
+    }
 }
