@@ -29,7 +29,10 @@ final class FaultCluster: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         runsFile = directory.appendingPathComponent("runs.log").path
         _ = FileManager.default.createFile(atPath: runsFile, contents: nil)
-        redis = try RedisServer.start(tcp: true, appendOnly: appendOnly)
+        do { redis = try RedisServer.start(tcp: true, appendOnly: appendOnly) } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
     }
 
     var redisURL: String { "redis://127.0.0.1:\(redis.port!)" }
@@ -92,7 +95,10 @@ final class FaultCluster: Sendable {
     func startWorker(concurrency: Int = 4, handlers: [String]? = nil) throws -> ChildProcess {
         var arguments = ["work", "--redis", redisURL, "--concurrency", "\(concurrency)"]
         for spec in handlers ?? [handler()] { arguments += ["--handler", spec] }
-        return try docket(arguments, environment: ["DOCKET_LEASE": "2s", "DOCKET_SHUTDOWN_GRACE": "2s"])
+        // Exec handlers keep their scratch files in TMPDIR: here, so a killed worker's leftovers go with the scenario.
+        let scratch = directory.appendingPathComponent("tmp").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        return try docket(arguments, environment: ["DOCKET_LEASE": "2s", "DOCKET_SHUTDOWN_GRACE": "2s", "TMPDIR": scratch])
     }
 
     /// Sends SIGTERM and waits for the process to exit.
