@@ -48,30 +48,12 @@ public struct Recovery: Sendable {
         try await sweepRedis(&report, dryRun: dryRun)
         // 2. Every live job of the journal (and, for the idempotency window, finished ones with a key).
         if let asOf {
-            var after: (Int64, String)? = nil
-            while true {
-                let batch = try await candidates(asOf: asOf, after: after, limit: Self.batch)
-                guard let last = batch.last else { break }
-                after = (last.createdAt.millis, last.id.rawValue)
-                try await apply(batch, &report, dryRun: dryRun)
-            }
+            try await drain(&report, dryRun: dryRun) { try await candidates(asOf: asOf, after: $0, limit: Self.batch) }
         } else {
             for state in Self.recoverable {
-                var after: (Int64, String)? = nil
-                while true {
-                    let batch = try await candidates(state: state, after: after, limit: Self.batch)
-                    guard let last = batch.last else { break }
-                    after = (last.createdAt.millis, last.id.rawValue)
-                    try await apply(batch, &report, dryRun: dryRun)
-                }
+                try await drain(&report, dryRun: dryRun) { try await candidates(state: state, after: $0, limit: Self.batch) }
             }
-            var after: (Int64, String)? = nil
-            while true {
-                let batch = try await finishedWithKeys(after: after, limit: Self.batch)
-                guard let last = batch.last else { break }
-                after = (last.createdAt.millis, last.id.rawValue)
-                try await apply(batch, &report, dryRun: dryRun, counted: false)
-            }
+            try await drain(&report, dryRun: dryRun, counted: false) { try await finishedWithKeys(after: $0, limit: Self.batch) }
         }
         report.undefined = try await journal.database.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE defined = 0 AND state IN ('pending','scheduled','retrying','active','dead')") ?? 0
@@ -86,19 +68,43 @@ public struct Recovery: Sendable {
         return report
     }
 
-    /// Restores `batch` (or, dry, compares it with Redis) and counts what happened.
-    private func apply(_ batch: [Job], _ report: inout Report, dryRun: Bool, counted: Bool = true) async throws {
-        if counted { report.candidates += batch.count }
-        if dryRun {
-            for (job, seq) in zip(batch, try await driver.seqs(batch)) {
-                if let seq, seq >= job.seq { if counted { report.present += 1 }; continue }
-                guard let state = Self.restoredState(job, inRedis: seq != nil) else { continue }
-                report.restored[state, default: 0] += 1
-                if seq != nil { report.stale += 1 }
+    /// Applies every batch `fetch` yields (keyset after the previous batch's last job). Up to three batches are
+    /// restored at once while the next is read from SQLite; each batch's FIFO order is reserved in journal order
+    /// first, so pending jobs come back in the order they had.
+    private func drain(
+        _ report: inout Report, dryRun: Bool, counted: Bool = true, _ fetch: @escaping @Sendable ((Int64, String)?) async throws -> [Job]
+    ) async throws {
+        try await withThrowingTaskGroup(of: [RestoreOutcome].self) { group in
+            var inFlight = 0
+            var batch = try await fetch(nil)
+            while let last = batch.last {
+                if counted { report.candidates += batch.count }
+                let jobs = batch
+                let plan = dryRun ? nil : try await driver.reserveOrder(jobs)
+                group.addTask { try await outcomes(jobs, plan: plan) }
+                inFlight += 1
+                batch = try await fetch((last.createdAt.millis, last.id.rawValue))
+                while inFlight >= 3, let done = try await group.next() {
+                    Self.tally(done, into: &report, counted: counted)
+                    inFlight -= 1
+                }
             }
-            return
+            for try await done in group { Self.tally(done, into: &report, counted: counted) }
         }
-        for outcome in try await driver.restore(batch) {
+    }
+
+    /// Restores `batch` with `plan` (or, without a plan, a dry run: compares it with Redis).
+    private func outcomes(_ batch: [Job], plan: RedisQueueDriver.RestorePlan?) async throws -> [RestoreOutcome] {
+        if let plan { return try await driver.restore(batch, plan: plan) }
+        return zip(batch, try await driver.seqs(batch)).map { job, seq in
+            if let seq, seq >= job.seq { return .present }
+            guard let state = Self.restoredState(job, inRedis: seq != nil) else { return .skipped }
+            return .restored(state, stale: seq != nil)
+        }
+    }
+
+    private static func tally(_ outcomes: [RestoreOutcome], into report: inout Report, counted: Bool) {
+        for outcome in outcomes {
             switch outcome {
             case .present: if counted { report.present += 1 }
             case .skipped: break
@@ -119,19 +125,21 @@ public struct Recovery: Sendable {
         }
     }
 
-    /// Ids in Redis' live sets whose journal row has a higher seq and is finished there: set back, so a stale
-    /// copy never runs again (a live journal state is handled by the journal pass).
+    /// Ids in Redis' live sets that the journal has finished (completed, cancelled, purged): `restore.lua` sets
+    /// back the copies older than the journal, so a stale one never runs again (a live journal state is handled
+    /// by the journal pass).
     private func sweepRedis(_ report: inout Report, dryRun: Bool) async throws {
         let queues = Set(try await driver.queues()).union(try await journal.reader.queues())
         for queue in queues.sorted(by: { $0.rawValue < $1.rawValue }) {
-            var cursor: String? = "0"
+            var cursor: String? = "0:0"
             while let current = cursor {
                 let page = try await driver.liveJobs(of: queue, after: current)
                 cursor = page.next
-                if page.jobs.isEmpty { continue }
-                let redisSeq = Dictionary(page.jobs.map { ($0.0, $0.1) }, uniquingKeysWith: max)
-                let newer = try await journal.reader.finishedAhead(of: redisSeq)
-                if !newer.isEmpty { try await apply(try await journal.reader.jobs(newer), &report, dryRun: dryRun) }
+                let finished = try await journal.reader.finished(page.ids)
+                if !finished.isEmpty {
+                    let plan = dryRun ? nil : try await driver.reserveOrder(finished)
+                    Self.tally(try await outcomes(finished, plan: plan), into: &report, counted: false)
+                }
             }
         }
     }
@@ -139,7 +147,7 @@ public struct Recovery: Sendable {
     /// Journaled jobs in `state` Redis should hold, oldest first after `after`. Spooled jobs are the spool's
     /// business; undefined ones (type and payload unknown) are never restored.
     func candidates(state: JobState, after: (Int64, String)?, limit: Int) async throws -> [Job] {
-        var sql = "SELECT * FROM job WHERE state = ? AND spooled = 0 AND defined = 1"
+        var sql = "SELECT \(JournalReader.jobColumns) FROM job WHERE state = ? AND spooled = 0 AND defined = 1"
         var arguments: [DatabaseValue] = [state.rawValue.databaseValue]
         if let after {
             sql += " AND (createdAt > ? OR (createdAt = ? AND id > ?))"
@@ -153,7 +161,7 @@ public struct Recovery: Sendable {
     func finishedWithKeys(after: (Int64, String)?, limit: Int) async throws -> [Job] {
         let since = Date().millis - driver.configuration.idempotencyTTL.milliseconds
         var sql = """
-            SELECT * FROM job WHERE idempotencyKey IS NOT NULL AND createdAt >= ? AND state IN ('completed','cancelled','purged')
+            SELECT \(JournalReader.jobColumns) FROM job WHERE idempotencyKey IS NOT NULL AND createdAt >= ? AND state IN ('completed','cancelled','purged')
               AND spooled = 0 AND defined = 1
             """
         var arguments: [DatabaseValue] = [since.databaseValue]
@@ -177,7 +185,7 @@ public struct Recovery: Sendable {
         let states = Self.recoverable.map { "'\($0.rawValue)'" }.joined(separator: ",")
         let keyset = after == nil ? "" : "AND (j.createdAt > ? OR (j.createdAt = ? AND j.id > ?))"
         let sql = """
-            SELECT j.*, e.state AS stateAt, e.attempt AS attemptAt FROM job j
+            SELECT \(JournalReader.columns("j")), e.state AS stateAt, e.attempt AS attemptAt FROM job j
             JOIN journalEvent e ON e.jobId = j.id
               AND e.seq = (SELECT MAX(seq) FROM journalEvent WHERE jobId = j.id AND at <= ?)
             WHERE j.createdAt <= ? AND j.spooled = 0 AND j.defined = 1 AND e.state IN (\(states)) \(keyset)

@@ -21,9 +21,33 @@ extension RedisQueueDriver {
     /// journal (lower `seq`) gets the journal's state with a `restored` event; newer copies are left alone.
     /// Idempotency keys of jobs still in the window come back whatever their state. Returns one outcome per job.
     public func restore(_ jobs: [Job]) async throws -> [RestoreOutcome] {
+        try await restore(jobs, plan: try await reserveOrder(jobs))
+    }
+
+    /// Where restored pending jobs go in each queue's FIFO order: a range of the queue's counter per batch,
+    /// reserved in the order batches are planned, so batches may then be restored concurrently (in any order)
+    /// and still keep the journal's order.
+    public struct RestorePlan: Sendable {
+        let firstOrder: [QueueName: Int64]
+    }
+
+    /// Reserves FIFO order for `jobs` (one round trip) and registers their queues.
+    public func reserveOrder(_ jobs: [Job]) async throws -> RestorePlan {
+        if jobs.isEmpty { return RestorePlan(firstOrder: [:]) }
+        let counts = Dictionary(grouping: jobs, by: \.queue).mapValues(\.count).sorted { $0.key.rawValue < $1.key.rawValue }
+        // The queue list always (not from the once-a-second cache): Redis may just have lost it.
+        let replies = try await redis.pipeline(
+            [RedisCommand("SADD", [RESPArgument(keys.queues)] + counts.map { RESPArgument($0.key.rawValue) })]
+                + counts.map { RedisCommand("INCRBY", [RESPArgument(keys.queue($0.key).counter), RESPArgument($0.value)]) })
+        for case .error(let message) in replies { throw RedisClientError(.serverError, message: message) }
+        var first = [QueueName: Int64]()
+        for ((queue, n), reply) in zip(counts, replies.dropFirst()) { first[queue] = (reply.int ?? Int64(n)) - Int64(n) }
+        return RestorePlan(firstOrder: first)
+    }
+
+    /// Restores `jobs` with the FIFO order `plan` reserved for them.
+    public func restore(_ jobs: [Job], plan: RestorePlan) async throws -> [RestoreOutcome] {
         if jobs.isEmpty { return [] }
-        // Always (not from the once-a-second cache): Redis may just have lost its list of queues.
-        _ = try await redis.send(RedisCommand("SADD", [RESPArgument(keys.queues)] + Set(jobs.map(\.queue)).map { RESPArgument($0.rawValue) }))
         let now = Date().millis
         var calls = [(script: RedisScript, keys: [RedisKey], arguments: [RESPArgument])]()
         var order = [[Int]]()
@@ -35,9 +59,9 @@ extension RedisQueueDriver {
                 var arguments: [RESPArgument] = [
                     RESPArgument(now), RESPArgument(configuration.idempotencyTTL.milliseconds), RESPArgument(configuration.deadTTL.milliseconds),
                     RESPArgument(configuration.completedTTL.milliseconds), RESPArgument(q.jobKeyPrefix), RESPArgument(q.idempotencyPrefix),
-                    RESPArgument(18),
+                    RESPArgument((plan.firstOrder[queue] ?? 0) + Int64(start)), RESPArgument(18),
                 ]
-                arguments.reserveCapacity(7 + chunk.count * 18)
+                arguments.reserveCapacity(8 + chunk.count * 18)
                 for i in chunk {
                     let job = jobs[i]
                     arguments += [
@@ -49,7 +73,7 @@ extension RedisQueueDriver {
                         RESPArgument(job.finishedAt?.millis ?? 0), RESPArgument(job.result ?? ""),
                     ]
                 }
-                calls.append((Scripts.restore, [q.pending, q.scheduled, q.retrying, q.active, q.dead, q.events, q.wake, q.counter], arguments))
+                calls.append((Scripts.restore, [q.pending, q.scheduled, q.retrying, q.active, q.dead, q.events, q.wake], arguments))
                 order.append(chunk)
             }
         }
@@ -74,32 +98,22 @@ extension RedisQueueDriver {
         return outcomes
     }
 
-    /// Ids Redis holds in `queue`'s live sets (pending, scheduled, retrying, active, dead), with each job's
-    /// seq there (0 when its hash is gone): what recovery compares with the journal.
-    public func liveJobs(of queue: QueueName, after cursor: String = "0", count: Int = 2000) async throws -> (jobs: [(JobID, Int)], next: String?) {
+    /// Ids Redis holds in `queue`'s live sets (pending, scheduled, retrying, active, dead), a page at a time
+    /// (`after` is the previous page's `next`; a page may be empty while `next` is not nil).
+    public func liveJobs(of queue: QueueName, after cursor: String = "0:0", count: Int = 5000) async throws -> (ids: [JobID], next: String?) {
         // One cursor over five sets: "<set index>:<ZSCAN cursor>".
         let q = keys.queue(queue)
         let sets = [q.pending, q.scheduled, q.retrying, q.active, q.dead]
         let parts = cursor.split(separator: ":").map(String.init)
-        var setIndex = parts.count == 2 ? Int(parts[0]) ?? 0 : 0
-        var scan = parts.count == 2 ? parts[1] : "0"
-        while setIndex < sets.count {
-            let reply = try await redis.send(RedisCommand("ZSCAN", [RESPArgument(sets[setIndex]), RESPArgument(scan), "COUNT", RESPArgument(count)]))
-            let pair = reply.array ?? []
-            let nextScan = pair.first?.string ?? "0"
-            let items = pair.dropFirst().first?.array ?? []
-            let ids = stride(from: 0, to: items.count, by: 2).compactMap { items[$0].string.flatMap(JobID.init(rawValue:)) }
-            let nextCursor: String? = nextScan != "0" ? "\(setIndex):\(nextScan)" : (setIndex + 1 < sets.count ? "\(setIndex + 1):0" : nil)
-            if !ids.isEmpty {
-                let seqs = try await redis.pipeline(ids.map { RedisCommand("HGET", [RESPArgument(q.job($0)), "seq"]) })
-                return (zip(ids, seqs).map { ($0, Int($1.string ?? "0") ?? 0) }, nextCursor)
-            }
-            guard let nextCursor else { return ([], nil) }
-            let p = nextCursor.split(separator: ":").map(String.init)
-            setIndex = Int(p[0]) ?? sets.count
-            scan = p[1]
-        }
-        return ([], nil)
+        let setIndex = parts.count == 2 ? Int(parts[0]) ?? 0 : 0
+        guard setIndex < sets.count else { return ([], nil) }
+        let reply = try await redis.send(RedisCommand("ZSCAN", [RESPArgument(sets[setIndex]), RESPArgument(parts.count == 2 ? parts[1] : "0"), "COUNT", RESPArgument(count)]))
+        let pair = reply.array ?? []
+        let nextScan = pair.first?.string ?? "0"
+        let items = pair.dropFirst().first?.array ?? []
+        let ids = stride(from: 0, to: items.count, by: 2).compactMap { items[$0].string.flatMap(JobID.init(rawValue:)) }
+        let next: String? = nextScan != "0" ? "\(setIndex):\(nextScan)" : (setIndex + 1 < sets.count ? "\(setIndex + 1):0" : nil)
+        return (ids, next)
     }
 
     // MARK: Marker: does this Redis hold the journal's data?

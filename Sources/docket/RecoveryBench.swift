@@ -44,29 +44,58 @@ extension Docket {
                 let live = try await synthesize(journal)
                 let recovery = Recovery(journal: journal, driver: driver, logger: logger)
                 print("journal: \(jobs) live jobs, \(finished) completed jobs with idempotency keys")
-                let empty = try await timed { try await recovery.run(dryRun: false) }
+                let empty = try await timed(redis) { try await recovery.run(dryRun: false) }
                 print(line("rebuild of an empty Redis", empty, jobs))
-                let intact = try await timed { try await recovery.run(dryRun: false) }
+                let intact = try await timed(redis) { try await recovery.run(dryRun: false) }
                 print(line("second pass, Redis intact", intact, jobs))
                 // Every live job one event ahead in the journal than in Redis: a stale snapshot.
                 try await advance(journal, live)
-                let stale = try await timed { try await recovery.run(dryRun: false) }
+                let stale = try await timed(redis) { try await recovery.run(dryRun: false) }
                 print(line("stale copies set back", stale, jobs))
                 await group.triggerGracefulShutdown()
             }
         }
 
-        private func line(_ what: String, _ result: (Recovery.Report, Duration), _ n: Int) -> String {
-            let seconds = Double(result.1.milliseconds) / 1000
-            let rate = seconds > 0 ? Int(Double(n) / seconds) : 0
-            return String(format: "%-28@ %7.2f s  %8d jobs/s  restored %d (stale %d), present %d", what as NSString, seconds, rate,
-                          result.0.restoredTotal, result.0.stale, result.0.present)
+        struct Timing {
+            var report: Recovery.Report
+            var wall: Duration
+            /// CPU seconds of this process and of redis-server during the phase.
+            var cpu: Double
+            var redisCPU: Double
         }
 
-        private func timed(_ body: () async throws -> Recovery.Report) async throws -> (Recovery.Report, Duration) {
+        private func line(_ what: String, _ t: Timing, _ n: Int) -> String {
+            let seconds = Double(t.wall.milliseconds) / 1000
+            let rate = seconds > 0 ? Int(Double(n) / seconds) : 0
+            return String(format: "%-28@ %6.2f s %7d jobs/s  cpu: docket %5.2f s, redis %5.2f s (%4.1f µs/job)  restored %d (stale %d), present %d",
+                          what as NSString, seconds, rate, t.cpu, t.redisCPU, t.redisCPU * 1e6 / Double(max(n, 1)),
+                          t.report.restoredTotal, t.report.stale, t.report.present)
+        }
+
+        private func timed(_ redis: RedisClient, _ body: () async throws -> Recovery.Report) async throws -> Timing {
+            let redisBefore = try await redisCPU(redis)
+            let cpuBefore = processCPU()
             let start = ContinuousClock.now
             let report = try await body()
-            return (report, start.duration(to: .now))
+            let wall = start.duration(to: .now)
+            return Timing(report: report, wall: wall, cpu: processCPU() - cpuBefore, redisCPU: try await redisCPU(redis) - redisBefore)
+        }
+
+        /// used_cpu_user + used_cpu_sys of redis-server (INFO cpu).
+        private func redisCPU(_ redis: RedisClient) async throws -> Double {
+            let text = try await redis.send("INFO", "cpu").string ?? ""
+            return text.split(whereSeparator: \.isNewline).reduce(0) { sum, line in
+                let parts = line.split(separator: ":")
+                guard parts.count == 2, parts[0] == "used_cpu_user" || parts[0] == "used_cpu_sys" else { return sum }
+                return sum + (Double(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0)
+            }
+        }
+
+        /// This process's user + system CPU seconds.
+        private func processCPU() -> Double {
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         }
 
         /// Writes the journal; returns the live jobs.

@@ -36,7 +36,7 @@ public enum Scripts {
     static let pause = RedisScript("pause", PackageResources.pause_lua, keys: 2)
     static let resume = RedisScript("resume", PackageResources.resume_lua, keys: 3)
     static let purge = RedisScript("purge", PackageResources.purge_lua, keys: 3)
-    static let restore = RedisScript("restore", PackageResources.restore_lua, keys: 8)
+    static let restore = RedisScript("restore", PackageResources.restore_lua, keys: 7)
 
     public static let all: [RedisScript] = [
         enqueue, claim, renew, progress, complete, fail, release, promote, reap, cancel, requeue, pause, resume, purge, restore,
