@@ -14,10 +14,13 @@ public struct Recovery: Sendable {
     let journal: Journal
     let driver: RedisQueueDriver
     let logger: Logger
+    /// Jobs read from the journal per batch (up to three batches are restored at once).
+    let batchSize: Int
 
-    public init(journal: Journal, driver: RedisQueueDriver, logger: Logger) {
+    public init(journal: Journal, driver: RedisQueueDriver, batchSize: Int = 2000, logger: Logger) {
         self.journal = journal
         self.driver = driver
+        self.batchSize = max(1, batchSize)
         self.logger = logger
     }
 
@@ -40,7 +43,6 @@ public struct Recovery: Sendable {
 
     /// Live states whose jobs Redis must hold.
     static let recoverable: [JobState] = [.active, .pending, .retrying, .scheduled, .dead]
-    static let batch = 2000
 
     public func run(dryRun: Bool, asOf: Date? = nil) async throws -> Report {
         var report = Report(dryRun: dryRun, asOf: asOf)
@@ -48,12 +50,12 @@ public struct Recovery: Sendable {
         try await sweepRedis(&report, dryRun: dryRun)
         // 2. Every live job of the journal (and, for the idempotency window, finished ones with a key).
         if let asOf {
-            try await drain(&report, dryRun: dryRun) { try await candidates(asOf: asOf, after: $0, limit: Self.batch) }
+            try await drain(&report, dryRun: dryRun) { try await candidates(asOf: asOf, after: $0, limit: batchSize) }
         } else {
             for state in Self.recoverable {
-                try await drain(&report, dryRun: dryRun) { try await candidates(state: state, after: $0, limit: Self.batch) }
+                try await drain(&report, dryRun: dryRun) { try await candidates(state: state, after: $0, limit: batchSize) }
             }
-            try await drain(&report, dryRun: dryRun, counted: false) { try await finishedWithKeys(after: $0, limit: Self.batch) }
+            try await drain(&report, dryRun: dryRun, counted: false) { try await finishedWithKeys(after: $0, limit: batchSize) }
         }
         report.undefined = try await journal.database.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE defined = 0 AND state IN ('pending','scheduled','retrying','active','dead')") ?? 0

@@ -111,6 +111,28 @@ struct StalenessTests {
         }
     }
 
+    @Test func restoredPendingJobsKeepStrictPriorityAndFIFO() async throws {
+        let server = try RedisServer.start()
+        defer { server.remove() }
+        try await withTestQueue(server: server) { t in
+            try await withTemporaryJournal { j in
+                try await t.vouch()
+                let priorities: [Priority] = [.low, .normal, .high, .critical]
+                let jobs = try await t.driver.enqueue((0..<900).map { Job(type: "t", payload: "\($0)", priority: priorities[$0 % 4]) }, actor: nil).map(\.job!)
+                try await ingest(j, t)
+                _ = try await t.redis.send("FLUSHALL")
+                // Batches of 64 per read, restored up to three at once, in any order.
+                let report = try await Recovery(journal: j, driver: t.driver, batchSize: 64, logger: logger).run(dryRun: false)
+                #expect(report.restored[.pending] == 900)
+                try await t.vouch()
+                var claimed = [JobID]()
+                while let lease = try await claim(t) { claimed.append(lease.job.id) }
+                let expected = priorities.reversed().flatMap { p in jobs.filter { $0.priority == p }.map(\.id) }
+                #expect(claimed == expected, "strict priority, FIFO within a level, as before the loss")
+            }
+        }
+    }
+
     @Test func aLiveJournalWithoutACursorHoldsTrimmingBack() async throws {
         try await withTestQueue { t in
             _ = try await t.driver.enqueue(Job(type: "t"), actor: nil)
@@ -139,11 +161,15 @@ struct StalenessTests {
                 let purged = try await t.driver.job(jobs[0].id, queue: .default)
                 #expect(report.restored[.dead] == 2 && purged == nil)
                 // Past the dead TTL a dead job is gone for good, even if Redis loses data again.
-                try await eventually("the dead TTL to pass") { try await t.driver.job(jobs[1].id, queue: .default) == nil }
+                try await eventually("the dead TTL to pass") {
+                    let first = try await t.driver.job(jobs[1].id, queue: .default)
+                    let second = try await t.driver.job(jobs[2].id, queue: .default)
+                    return first == nil && second == nil
+                }
                 _ = try await t.redis.send("FLUSHALL")
                 report = try await Recovery(journal: j, driver: t.driver, logger: logger).run(dryRun: false)
                 let dead = try await t.driver.counts(.default).dead
-                #expect(report.restoredTotal == 0 && dead == 0)
+                #expect(report.restoredTotal == 0 && dead == 0, "\(report)")
             }
         }
     }
