@@ -91,14 +91,23 @@ final class FaultCluster: Sendable {
         return "\(type)=\(command)"
     }
 
-    /// `docket work` on this Redis with a 2 s lease; `handlers` are `TYPE=COMMAND` specs.
-    func startWorker(concurrency: Int = 4, handlers: [String]? = nil) throws -> ChildProcess {
+    /// `docket work` on this Redis with a 2 s lease; `handlers` are `TYPE=COMMAND` specs. Returns once the
+    /// worker has registered in Redis (a worker that cannot reach Redis at start exits, so a fault must
+    /// not come before that).
+    func startWorker(concurrency: Int = 4, handlers: [String]? = nil) async throws -> ChildProcess {
         var arguments = ["work", "--redis", redisURL, "--concurrency", "\(concurrency)"]
         for spec in handlers ?? [handler()] { arguments += ["--handler", spec] }
         // Exec handlers keep their scratch files in TMPDIR: here, so a killed worker's leftovers go with the scenario.
         let scratch = directory.appendingPathComponent("tmp").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        return try docket(arguments, environment: ["DOCKET_LEASE": "2s", "DOCKET_SHUTDOWN_GRACE": "2s", "TMPDIR": scratch])
+        let worker = try docket(arguments, environment: ["DOCKET_LEASE": "2s", "DOCKET_SHUTDOWN_GRACE": "2s", "TMPDIR": scratch])
+        try await eventually(timeout: .seconds(30), "docket work to register") {
+            if !worker.isRunning { throw TestSupportError("docket work exited: \(worker.stderr.suffix(1500))") }
+            let ids = try await redisCLI("ZRANGE", "docket:workers", "0", "-1")
+            guard !ids.isEmpty else { return false }
+            return try await redisCLI(ids.map { ["HGET", "docket:worker:\($0)", "pid"] }).contains("\(worker.pid)")
+        }
+        return worker
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -287,8 +296,10 @@ final class FaultCluster: Sendable {
 
     /// The end of every child's stderr, for a failing scenario's report.
     func diagnostics() -> String {
-        children.withLock { $0 }.map { "\($0.pid) \(URL(fileURLWithPath: $0.stderrPath).lastPathComponent): \($0.stderr.suffix(800))" }
-            .joined(separator: "\n")
+        children.withLock { $0 }.map { child in
+            let status = child.exitStatus().map { "exited \($0)" } ?? "running"
+            return "\(child.pid) (\(status)) \(URL(fileURLWithPath: child.stderrPath).lastPathComponent): \(child.stderr.suffix(800))"
+        }.joined(separator: "\n")
     }
 }
 

@@ -32,11 +32,11 @@ struct FaultScenarios {
         defer { cluster.cleanup() }
         let server = try await cluster.startServer()
         let slow = cluster.handler(sleep: 0.1)
-        let first = try cluster.startWorker(handlers: [slow])
+        let first = try await cluster.startWorker(handlers: [slow])
         await cluster.load(0..<200, concurrency: 8) { server.base }
         try await eventually(timeout: .seconds(30), "40 handler runs before the kill") { cluster.runCount >= 40 }
         try await cluster.crash(first)
-        _ = try cluster.startWorker(handlers: [slow])
+        _ = try await cluster.startWorker(handlers: [slow])
         let report = try await InvariantChecker(cluster, journals: [server.journal]).check()
         finish(cluster, report)
         let answers = await cluster.ledger.summary
@@ -51,7 +51,7 @@ struct FaultScenarios {
         let cluster = try FaultCluster("server-sigkill")
         defer { cluster.cleanup() }
         let first = try await cluster.startServer()
-        _ = try cluster.startWorker()
+        _ = try await cluster.startWorker()
         let target = Shared(first.base)
         // Clients retry what got no answer with the same idempotency key, as a careful client would.
         let load = Task { await cluster.load(0..<300, concurrency: 8, keyed: true, retryUnanswered: true, deadline: .seconds(60)) { target.value } }
@@ -75,7 +75,7 @@ struct FaultScenarios {
         let cluster = try FaultCluster("redis-sigkill", appendOnly: false)
         defer { cluster.cleanup() }
         let server = try await cluster.startServer()
-        _ = try cluster.startWorker(handlers: [cluster.handler(sleep: 0.05)])
+        _ = try await cluster.startWorker(handlers: [cluster.handler(sleep: 0.05)])
         let load = Task { await cluster.load(0..<400, concurrency: 4, pace: .milliseconds(10), keyed: true) { server.base } }
         defer { load.cancel() }
         try await eventually(timeout: .seconds(30), "100 acknowledged enqueues") { await cluster.ledger.count >= 100 }
@@ -104,7 +104,7 @@ struct FaultScenarios {
         let cluster = try FaultCluster("flushall")
         defer { cluster.cleanup() }
         let server = try await cluster.startServer()
-        _ = try cluster.startWorker(handlers: [cluster.handler(sleep: 0.05)])
+        _ = try await cluster.startWorker(handlers: [cluster.handler(sleep: 0.05)])
         let load = Task { await cluster.load(0..<400, concurrency: 4, pace: .milliseconds(10), keyed: true) { server.base } }
         defer { load.cancel() }
         try await eventually(timeout: .seconds(30), "150 acknowledged enqueues") { await cluster.ledger.count >= 150 }
@@ -130,7 +130,7 @@ struct FaultScenarios {
         let cluster = try FaultCluster("older-rdb", appendOnly: false)
         defer { cluster.cleanup() }
         let server = try await cluster.startServer()
-        _ = try cluster.startWorker(concurrency: 2, handlers: [cluster.handler(sleep: 0.05)])
+        _ = try await cluster.startWorker(concurrency: 2, handlers: [cluster.handler(sleep: 0.05)])
         await cluster.load(0..<100, concurrency: 8) { server.base }
         let early = await cluster.ledger.jobs.map(\.id)
         // The snapshot: most of these jobs still pending in it.
@@ -159,7 +159,7 @@ struct FaultScenarios {
         let cluster = try FaultCluster("redis-sigstop")
         defer { cluster.cleanup() }
         let server = try await cluster.startServer()
-        _ = try cluster.startWorker()
+        _ = try await cluster.startWorker()
         await cluster.load(0..<50, concurrency: 4) { server.base }
         let before = await cluster.ledger.counts
         cluster.freezeRedis(true)
@@ -188,7 +188,7 @@ struct FaultScenarios {
         let cluster = try FaultCluster("redis-down", appendOnly: true)
         defer { cluster.cleanup() }
         let server = try await cluster.startServer()
-        _ = try cluster.startWorker(handlers: [cluster.handler(sleep: 0.05)])
+        _ = try await cluster.startWorker(handlers: [cluster.handler(sleep: 0.05)])
         await cluster.load(0..<50, concurrency: 4) { server.base }
         let before = await cluster.ledger.counts
         cluster.redis.stop()
@@ -216,7 +216,7 @@ struct FaultScenarios {
         let cluster = try FaultCluster("late-journal")
         defer { cluster.cleanup() }
         let a = try await cluster.startServer(journal: cluster.directory.appendingPathComponent("a/journal.sqlite").path)
-        let quick = try cluster.startWorker()
+        let quick = try await cluster.startWorker()
         await cluster.load(0..<300, concurrency: 8) { a.base }
         let onlyA = InvariantChecker(cluster, journals: [a.journal])
         try await onlyA.waitTerminal(await cluster.ledger.jobs.map(\.id))
@@ -238,7 +238,7 @@ struct FaultScenarios {
         try await eventually(timeout: .seconds(20), "B's journal to register") {
             Int(try await cluster.redisCLI("ZCARD", "docket:journals").first ?? "") ?? 0 >= 2
         }
-        _ = try cluster.startWorker(handlers: [cluster.handler(), cluster.handler(type: "fault.slow", sleep: 8, firstRunOnly: true)])
+        _ = try await cluster.startWorker(handlers: [cluster.handler(), cluster.handler(type: "fault.slow", sleep: 8, firstRunOnly: true)])
         let onlyB = InvariantChecker(cluster, journals: [b.journal])
         // B meets the slow jobs when they start and the delayed ones when they are promoted (on a slow
         // machine perhaps later, through another event: the scenario still holds).
@@ -265,7 +265,7 @@ struct FaultScenarios {
         let cluster = try FaultCluster("journal-readonly")
         defer { cluster.cleanup() }
         let server = try await cluster.startServer()
-        _ = try cluster.startWorker()
+        _ = try await cluster.startWorker()
         await cluster.load(0..<50, concurrency: 4) { server.base }
         let files = [server.journal, server.journal + "-wal"]
         try cluster.setImmutable(files, true)
@@ -295,7 +295,7 @@ struct FaultScenarios {
         let disk = cluster.directory.appendingPathComponent("disk").path
         try await cluster.mountTmpfs(at: disk, size: "16m")
         let server = try await cluster.startServer(journal: disk + "/journal.sqlite")
-        _ = try cluster.startWorker()
+        _ = try await cluster.startWorker()
         await cluster.load(0..<50, concurrency: 4) { server.base }
         let filler = try await cluster.fillDisk(besides: server.journal)
         // Big payloads, so no commit fits in what the WAL file already holds.

@@ -227,7 +227,7 @@ struct InvariantChecker: Sendable {
         let live = (try? await liveInRedis(acknowledged, snapshots: snapshots)) ?? []
         let copies = (try? await redisCopies(acknowledged, snapshots: snapshots)) ?? [:]
         func note(_ text: String) { report.violations.append(text) }
-        if !settled { note("not settled within \(deadline): jobs still not terminal in the journal or live in Redis") }
+        var stuck = [String: Int]()
 
         for job in acknowledged {
             let id = job.id
@@ -273,6 +273,7 @@ struct InvariantChecker: Sendable {
 
             // Terminal.
             guard let last = history.last, Self.terminal.contains(last.state) else {
+                stuck["journal:\(history.last?.state ?? "none")/redis:\(copies[id]?.state ?? "none")", default: 0] += 1
                 report.lost += 1
                 note("\(id): never terminal (journal: \(history.last?.state ?? "no events")): \(story)")
                 continue
@@ -320,6 +321,11 @@ struct InvariantChecker: Sendable {
                 if copy.state != last.state { note("\(id): Redis says \(copy.state), the journal \(last.state) (seq \(copy.seq) vs \(last.seq))") }
                 if copy.seq > last.seq { note("\(id): Redis is at seq \(copy.seq), the journal only at \(last.seq): events missing") }
             }
+        }
+
+        if !settled {
+            let states = stuck.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
+            report.violations.insert("not settled within \(deadline): not terminal [\(states)], live in Redis: \(live.count)", at: 0)
         }
 
         // One idempotency key, one job.
