@@ -36,7 +36,7 @@ struct API {
 }
 
 func withAPI(
-    server: RedisServer = .shared, configure: (inout DocketAPI.Configuration) -> Void = { _ in },
+    server: RedisServer = .shared, mode: TestingSetup = .router, configure: (inout DocketAPI.Configuration) -> Void = { _ in },
     _ body: @Sendable (API) async throws -> Void
 ) async throws {
     var configuration = DocketAPI.Configuration()
@@ -50,7 +50,7 @@ func withAPI(
             let api = DocketAPI(queue: queue, ingestor: ingestor, configuration: config)
             let app = Application(router: api.router(), logger: TestQueue.logger)
             try await withRunningServices([ingestor]) {
-                try await app.test(.router) { client in
+                try await app.test(mode) { client in
                     try await body(API(client: client, t: t, journal: journal))
                 }
             }

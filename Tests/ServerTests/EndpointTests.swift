@@ -142,4 +142,40 @@ struct EndpointTests {
             #expect(try await api.call(.get, "/jobs").status == 200)
         }
     }
+
+    @Test func adminRecoverRebuildsAFlushedRedisAndAsOfRewindsAJob() async throws {
+        let server = try RedisServer.start()
+        defer { server.remove() }
+        try await withAPI(server: server) { api in
+            let a = try await api.call(.post, "/jobs", json: #"{"type":"t","payload":{"n":1}}"#).json["id"] as? String ?? ""
+            let b = try await api.call(.post, "/jobs", json: #"{"type":"t","payload":{"n":2}}"#).json["id"] as? String ?? ""
+            let worker = WorkerID(rawValue: "w-admin")
+            let lease = try #require(try await api.t.driver.claim(from: [.default], worker: worker, lease: .seconds(60), wait: .zero))
+            #expect(lease.job.id.rawValue == a)
+            let beforeCompletion = Date()
+            try await Task.sleep(for: .milliseconds(5))  // the completion must fall after the as-of time (a millisecond clock)
+            try await api.t.driver.complete(lease, result: nil)
+            try await eventually("the completion to be journaled") { try await api.journal.reader.job(lease.job.id)?.state == .completed }
+            _ = try await api.t.redis.send("FLUSHALL")
+            let report = try await api.call(.post, "/admin/recover", json: #"{"dryRun":false}"#)
+            #expect(report.status == 200 && report.json["restored"] as? Int == 1 && report.json["alreadyInRedis"] as? Int == 0, "\(report.text)")
+            #expect(try await api.call(.get, "/jobs/\(b)").json["source"] as? String == "redis")
+            #expect(try await api.call(.get, "/jobs/\(a)").json["source"] as? String == "journal", "a completed job never comes back")
+            // Point in time: as of before a completed, it was active; it comes back to run again (pending).
+            let asOf = Timestamp.format(beforeCompletion)
+            let rewind = try await api.call(.post, "/admin/recover", json: #"{"asOf":"\#(asOf)"}"#)
+            #expect(rewind.status == 200 && rewind.json["restored"] as? Int == 1, "\(rewind.text)")
+            let job = try await api.call(.get, "/jobs/\(a)")
+            #expect(job.json["source"] as? String == "redis" && job.json["state"] as? String == "pending", "\(job.text)")
+        }
+    }
+
+    @Test func overARealSocketTheRateLimitIsPerAddress() async throws {
+        try await withAPI(mode: .live, configure: { $0.rateLimit = 3 }) { api in
+            var statuses = [Int]()
+            for _ in 0..<5 { statuses.append(try await api.call(.get, "/stats").status) }
+            #expect(statuses == [200, 200, 200, 429, 429], "one client address, three requests a minute")
+            #expect(try await api.call(.get, "/health").status == 200, "health is never limited")
+        }
+    }
 }
