@@ -41,9 +41,8 @@ final class FaultCluster: Sendable {
 
     /// A `docket` process with a clean `DOCKET_*` environment, output kept in the scenario directory.
     func docket(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
-        var env = environment
+        var env = ["DOCKET_LOG_LEVEL": "warning"].merging(environment) { $1 }
         for key in ProcessInfo.processInfo.environment.keys where key.hasPrefix("DOCKET_") && env[key] == nil { env[key] = "" }
-        env["DOCKET_LOG_LEVEL"] = env["DOCKET_LOG_LEVEL"] ?? "warning"
         let child = try ChildProcess(DocketBinary.path, arguments, environment: env, outputDirectory: directory)
         children.withLock { $0.append(child) }
         return child
