@@ -81,7 +81,6 @@ public struct JournaledQueue: Sendable {
     func deliver(_ jobs: [Job], actor: String?) async throws -> [Outcome] {
         let results: [EnqueueResult]
         do {
-            guard try await driver.dataVerified() else { return jobs.map { .spooled($0) } }
             results = try await driver.enqueue(jobs, actor: actor, fenced: true)
         } catch let error as RedisClientError {
             // Unreachable, or refusing writes (LOADING, OOM…): the jobs are durable in the journal and the

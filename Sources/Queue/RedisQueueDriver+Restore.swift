@@ -141,37 +141,48 @@ extension RedisQueueDriver {
         _ = try await redis.send(RedisCommand("DEL", [RESPArgument(keys.marker)]))
     }
 
-    /// True once a journal vouched (marker) for the Redis process this client talks to, or when no journal is
-    /// registered at all (nothing could rebuild it). A restart from an older snapshot therefore holds back
-    /// journaled enqueues and claims until recovery has set stale jobs back.
-    public func dataVerified() async throws -> Bool {
-        if let current = redis.serverRunID, verified.withLock({ $0.runID }) == current { return true }
-        let replies = try await redis.pipeline([
+    /// The Redis process (`run_id`) a journal vouched for (its marker names it), or, when no journal is
+    /// registered at all (nothing could rebuild it), the process now reached; nil while neither holds. Fenced
+    /// enqueues and claims run only on that process (`onRunID`): a Redis restarted from an older snapshot takes
+    /// none until recovery has set stale jobs back and vouched for it.
+    public func verifiedRunID() async throws -> String? {
+        if let runID = verified.withLock({ $0.runID }) { return runID }
+        let (replies, runID) = try await redis.pipelineReportingRunID([
             RedisCommand("GET", [RESPArgument(keys.marker)]), RedisCommand("ZCARD", [RESPArgument(keys.journals)]),
         ])
         for case .error(let message) in replies { throw RedisClientError(.serverError, message: message) }
-        guard let current = redis.serverRunID else { return true }
-        if replies[0].string == current || replies[1].int == 0 {
-            verified.withLock { $0 = (current, nil) }
-            return true
-        }
-        return false
+        guard let runID, replies[0].string == runID || replies[1].int == 0 else { return nil }
+        verified.withLock { $0 = (runID, nil) }
+        return runID
     }
 
-    /// Claims wait for `dataVerified`, but at most `fenceWait` per Redis process (a deployment whose servers
-    /// are gone must not stall its workers forever).
-    func claimsAllowed() async throws -> Bool {
-        if try await dataVerified() { return true }
+    /// Forgets the verified process (after `serverChanged`: Redis restarted), so the next call checks again.
+    func forgetVerified() {
+        verified.withLock { $0 = (nil, nil) }
+    }
+
+    /// Whether the Redis process reached now is vouched for by a journal (or no journal is registered): checked
+    /// afresh, not from the cache.
+    public func dataVerified() async throws -> Bool {
+        forgetVerified()
+        return try await verifiedRunID() != nil
+    }
+
+    /// The process claims may run on. Claims wait for `verifiedRunID`, but at most `fenceWait` per restart (a
+    /// deployment whose servers are gone must not stall its workers forever); nil while they wait.
+    func claimRunID() async throws -> String? {
+        if let runID = try await verifiedRunID() { return runID }
         let now = ContinuousClock.now
         let since = verified.withLock { state -> ContinuousClock.Instant in
             if let since = state.waitingSince { return since }
             state.waitingSince = now
             return now
         }
-        guard since.duration(to: now) >= configuration.fenceWait else { return false }
+        guard since.duration(to: now) >= configuration.fenceWait else { return nil }
         logger.warning("No journal vouched for this Redis after a restart; claiming anyway", metadata: ["fence.wait": "\(configuration.fenceWait)"])
-        verified.withLock { $0 = (redis.serverRunID, nil) }
-        return true
+        let runID = try await redis.pipelineReportingRunID([RedisCommand("PING")]).runID
+        verified.withLock { $0 = (runID, nil) }
+        return runID
     }
 }
 

@@ -52,10 +52,15 @@ public final class RedisQueueDriver: QueueDriver {
         try await enqueue(jobs, actor: actor, fenced: false)
     }
 
-    /// Enqueues `jobs`; with `fenced`, a Redis whose marker is missing (it lost data and is not rebuilt yet)
-    /// takes nothing and each job answers `.fenced`.
+    /// Enqueues `jobs`; with `fenced`, a Redis that lost data and is not rebuilt yet (its marker is missing, or it
+    /// restarted since a journal vouched for it) takes nothing and each job answers `.fenced`.
     public func enqueue(_ jobs: [Job], actor: String?, fenced: Bool) async throws -> [EnqueueResult] {
         if jobs.isEmpty { return [] }
+        var runID: String?
+        if fenced {
+            runID = try await verifiedRunID()
+            if runID == nil { return jobs.map { .fenced($0.id) } }
+        }
         try await register(Set(jobs.map(\.queue)))
         let now = Date()
         let calls = jobs.map { job -> (script: RedisScript, keys: [RedisKey], arguments: [RESPArgument]) in
@@ -74,7 +79,13 @@ public final class RedisQueueDriver: QueueDriver {
                 ]
             )
         }
-        let replies = try await redis.evalScripts(calls)
+        let replies: [Result<RESPValue, RedisClientError>]
+        do {
+            replies = try await redis.evalScripts(calls, onRunID: runID)
+        } catch let error as RedisClientError where error.code == .serverChanged {
+            forgetVerified()
+            return jobs.map { .fenced($0.id) }
+        }
         var results = [EnqueueResult]()
         results.reserveCapacity(jobs.count)
         for (job, reply) in zip(jobs, replies) {
@@ -149,16 +160,21 @@ public final class RedisQueueDriver: QueueDriver {
         precondition(!queues.isEmpty && max > 0, "claim needs a queue and a positive max")
         let deadline = ContinuousClock.now + wait
         while true {
-            guard try await claimsAllowed() else {
+            guard let runID = try await claimRunID() else {
                 // Redis restarted and no journal has vouched for its data yet: wait for recovery.
                 let remaining = ContinuousClock.now.duration(to: deadline)
                 if remaining <= .milliseconds(1) || Task.isCancelled { return [] }
                 try await Task.sleep(for: min(remaining, .milliseconds(100)))
                 continue
             }
-            for queue in queues {
-                let leases = try await claimOnce(queue, worker: worker, lease: lease, max: max)
-                if !leases.isEmpty { return leases }
+            do {
+                for queue in queues {
+                    let leases = try await claimOnce(queue, worker: worker, lease: lease, max: max, runID: runID)
+                    if !leases.isEmpty { return leases }
+                }
+            } catch let error as RedisClientError where error.code == .serverChanged {
+                forgetVerified()  // Redis restarted since it was vouched for: check again before claiming
+                continue
             }
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .milliseconds(1) || Task.isCancelled { return [] }
@@ -172,7 +188,7 @@ public final class RedisQueueDriver: QueueDriver {
         }
     }
 
-    private func claimOnce(_ queue: QueueName, worker: WorkerID, lease: Duration, max: Int) async throws -> [Lease] {
+    private func claimOnce(_ queue: QueueName, worker: WorkerID, lease: Duration, max: Int, runID: String) async throws -> [Lease] {
         let q = keys.queue(queue)
         let now = Date()
         let token = "\(worker.rawValue)/\(UInt64.random(in: 0...UInt64.max))"
@@ -182,7 +198,8 @@ public final class RedisQueueDriver: QueueDriver {
             arguments: [
                 RESPArgument(now.millis), RESPArgument(lease.milliseconds), RESPArgument(worker.rawValue), RESPArgument(q.jobKeyPrefix),
                 RESPArgument(token), RESPArgument(max),
-            ]
+            ],
+            onRunID: runID
         )
         if reply.isNull { return [] }
         guard let hashes = reply.array else { throw QueueError(.unexpectedReply, message: "claim: \(reply)") }

@@ -79,6 +79,22 @@ public final class RedisClient: Service, Sendable {
         try await connection().pipeline(commands)
     }
 
+    /// Sends commands on a pooled connection only if that connection reaches Redis process `runID` (a
+    /// connection never outlives its Redis process); throws `serverChanged` otherwise, sending nothing.
+    public func pipeline(_ commands: [RedisCommand], onRunID runID: String?) async throws -> [RESPValue] {
+        let connection = try await connection()
+        if let runID, connection.runID != runID {
+            throw RedisClientError(.serverChanged, message: "redis restarted (run id \(connection.runID ?? "?"), expected \(runID))")
+        }
+        return try await connection.pipeline(commands)
+    }
+
+    /// Sends commands on a pooled connection and tells which Redis process (`run_id`) answered them.
+    public func pipelineReportingRunID(_ commands: [RedisCommand]) async throws -> (replies: [RESPValue], runID: String?) {
+        let connection = try await connection()
+        return (try await connection.pipeline(commands), connection.runID)
+    }
+
     /// True when a PING succeeds.
     public func ping() async -> Bool {
         (try? await send("PING"))?.string == "PONG"

@@ -2,7 +2,7 @@
 public struct RedisClientError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case connectionClosed, connectionFailed, protocolError, serverError, invalidURL, shutdown, unexpectedReply, timedOut
+            case connectionClosed, connectionFailed, protocolError, serverError, invalidURL, shutdown, unexpectedReply, timedOut, serverChanged
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -13,6 +13,9 @@ public struct RedisClientError: Error, CustomStringConvertible, Sendable {
         /// Redis did not answer within the command deadline (frozen, stalled network); the connection is closed,
         /// and the request may or may not have run.
         public static var timedOut: Self { .init(.timedOut) }
+        /// The request required a given Redis process (`run_id`) and the connection reached another: Redis
+        /// restarted. Nothing was sent.
+        public static var serverChanged: Self { .init(.serverChanged) }
         /// Redis sent bytes that are not RESP.
         public static var protocolError: Self { .init(.protocolError) }
         /// Redis answered with an error reply (`message` holds it).

@@ -67,20 +67,23 @@ extension RedisClient {
     }
 
     /// Runs a script by EVALSHA, loading it first if Redis lost its script cache (NOSCRIPT).
-    public func evalScript(_ script: RedisScript, keys: [RedisKey], arguments: [RESPArgument]) async throws -> RESPValue {
-        try await evalScripts([(script, keys, arguments)])[0].get()
+    public func evalScript(_ script: RedisScript, keys: [RedisKey], arguments: [RESPArgument], onRunID runID: String? = nil) async throws -> RESPValue {
+        try await evalScripts([(script, keys, arguments)], onRunID: runID)[0].get()
     }
 
     /// Runs several script calls in one pipeline. Each call is atomic on its own; calls that hit
     /// NOSCRIPT (never ran) are retried once after reloading. Error replies come back per call.
-    public func evalScripts(_ calls: [(script: RedisScript, keys: [RedisKey], arguments: [RESPArgument])]) async throws -> [Result<RESPValue, RedisClientError>] {
+    /// With `runID`, the calls run only on Redis process `runID` (else `serverChanged`, nothing sent).
+    public func evalScripts(
+        _ calls: [(script: RedisScript, keys: [RedisKey], arguments: [RESPArgument])], onRunID runID: String? = nil
+    ) async throws -> [Result<RESPValue, RedisClientError>] {
         var results = [Result<RESPValue, RedisClientError>?](repeating: nil, count: calls.count)
         var todo = Array(calls.indices)
         for round in 0..<2 {
             var commands = [RedisCommand]()
             commands.reserveCapacity(todo.count)
             for i in todo { commands.append(Self.evalsha(try await sha(of: calls[i].script), calls[i].script, keys: calls[i].keys, arguments: calls[i].arguments)) }
-            let replies = try await pipeline(commands)
+            let replies = try await pipeline(commands, onRunID: runID)
             var missing = [Int]()
             for (i, reply) in zip(todo, replies) {
                 if case .error(let message) = reply {
