@@ -340,9 +340,12 @@ public final class RedisQueueDriver: QueueDriver {
         return counts
     }
 
+    /// Promotes and reaps only on the Redis process claims may run on: after a restart from an older snapshot,
+    /// reaping a stale copy's long-expired lease would revive a job the journal has since finished.
     public func runScheduler(now: Date = Date()) async throws -> SchedulerStep {
-        let queues = try await queues()
         var step = SchedulerStep()
+        guard let runID = try await claimRunID() else { return step }
+        let queues = try await queues()
         if queues.isEmpty { return step }
         let batch = RESPArgument(configuration.schedulerBatch)
         var calls = [(script: RedisScript, keys: [RedisKey], arguments: [RESPArgument])]()
@@ -354,7 +357,13 @@ public final class RedisQueueDriver: QueueDriver {
                 [RESPArgument(now.millis), batch, RESPArgument(q.jobKeyPrefix), RESPArgument(String(Double.random(in: 0..<1))),
                  RESPArgument(configuration.deadTTL.milliseconds)]))
         }
-        let replies = try await redis.evalScripts(calls)
+        let replies: [Result<RESPValue, RedisClientError>]
+        do {
+            replies = try await redis.evalScripts(calls, onRunID: runID)
+        } catch let error as RedisClientError where error.code == .serverChanged {
+            forgetVerified()
+            return step
+        }
         for (i, reply) in replies.enumerated() {
             let n = Int(try reply.get().int ?? 0)
             if i % 2 == 0 { step.promoted += n } else { step.reaped += n }
