@@ -362,6 +362,8 @@ public struct DocketAPI: Sendable {
         o.add("candidates", report.candidates)
         o.add("alreadyInRedis", report.present)
         o.add("restored", report.restoredTotal)
+        o.add("stale", report.stale)
+        o.add("undefined", report.undefined)
         o.add("byState", raw: byState.text)
         return Response.json(o.text)
     }

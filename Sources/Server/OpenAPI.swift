@@ -53,7 +53,7 @@ enum OpenAPI {
         .init(method: "GET", path: "/", summary: "Dashboard (HTML): counts, queues with pause/resume, recent jobs, DLQ with requeue", body: nil,
               responses: [("200", "HTML page")]),
         .init(method: "POST", path: "/admin/recover", summary: "Rebuild Redis from the journal (what was, or would be, restored)", body: "RecoverRequest",
-              responses: [("200", "{dryRun, asOf, candidates, alreadyInRedis, restored, byState}"), ("400", "Invalid request")]),
+              responses: [("200", "{dryRun, asOf, candidates, alreadyInRedis, restored, stale, undefined, byState}"), ("400", "Invalid request")]),
     ]
 
     static let schemas = #"""

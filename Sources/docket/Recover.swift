@@ -43,6 +43,9 @@ extension Docket {
             if !dryRun { try await driver.setMarker(runID: runID) }
             print("\(dryRun ? "would restore" : "restored") \(report.restoredTotal) of \(report.candidates) journaled jobs (\(report.present) already in Redis, \(report.stale) of the restored were stale there)")
             for (state, n) in report.restored.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { print("  \(state.rawValue): \(n)") }
+            if report.undefined > 0 {
+                print("\(report.undefined) live jobs were not restored: this journal never learned their type and payload")
+            }
         }
     }
 }
