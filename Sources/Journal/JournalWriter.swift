@@ -184,25 +184,21 @@ public actor JournalWriter: Service {
               createdAt, updatedAt, lastSeq, defined)
             VALUES (?, ?, ?, 'null', 'normal', 0, 0, 0, 0, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING
             """).execute(arguments: [e.jobID.rawValue, e.type?.rawValue ?? "unknown", e.queue.rawValue, e.state.rawValue, e.at.millis, e.at.millis])
-        let terminal = e.state.isTerminal
+        // Advance the row (only forward in seq). Kept fields are passed as NULL and COALESCEd; the values are
+        // decided here rather than by CASE expressions, so the statement binds 12 arguments, not 25.
         try db.cachedStatement(sql: """
-            UPDATE job SET state = ?, attempts = ?, updatedAt = ?, lastSeq = ?,
-              startedAt = CASE WHEN ? THEN ? ELSE startedAt END,
-              finishedAt = CASE WHEN ? THEN ? WHEN ? THEN NULL ELSE finishedAt END,
-              lastError = COALESCE(?, lastError),
-              result = CASE WHEN ? THEN ? ELSE result END,
-              progress = CASE WHEN ? THEN ? ELSE progress END,
-              runAt = CASE WHEN ? THEN ? ELSE runAt END,
-              spooled = 0
+            UPDATE job SET state = ?, attempts = ?, updatedAt = ?, lastSeq = ?, startedAt = COALESCE(?, startedAt), finishedAt = ?,
+              lastError = COALESCE(?, lastError), result = COALESCE(?, result), progress = COALESCE(?, progress),
+              runAt = COALESCE(?, runAt), spooled = 0
             WHERE id = ? AND lastSeq < ?
             """).execute(arguments: [
                 e.state.rawValue, e.attempt, e.at.millis, e.seq,
-                e.event == "started", e.at.millis,
-                terminal, e.at.millis, !terminal,
+                e.event == "started" ? e.at.millis : nil,
+                e.state.isTerminal ? e.at.millis : nil,
                 e.error,
-                e.event == "completed", e.detail,
-                e.event == "progress", e.detail,
-                e.event == "retry_scheduled", e.detail.flatMap { Int64($0) },
+                e.event == "completed" ? e.detail : nil,
+                e.event == "progress" ? e.detail : nil,
+                e.event == "retry_scheduled" ? e.detail.flatMap { Int64($0) } : nil,
                 e.jobID.rawValue, e.seq,
             ])
         return true

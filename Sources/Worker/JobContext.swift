@@ -8,10 +8,32 @@ import Synchronization
 /// should check `Task.isCancelled` (or use cancellable awaits such as `Task.sleep`).
 public struct JobContext: Sendable {
     public let job: Job
-    public let logger: Logger
+    let baseLogger: Logger
     let driver: any QueueDriver
     let lease: LeaseBox
     let leaseDuration: Duration
+
+    init(job: Job, logger: Logger, driver: any QueueDriver, lease: LeaseBox, leaseDuration: Duration) {
+        self.job = job
+        self.baseLogger = logger
+        self.driver = driver
+        self.lease = lease
+        self.leaseDuration = leaseDuration
+    }
+
+    /// A logger carrying the job's id, type, attempt and queue (built when asked for: most handlers never log,
+    /// and a log handler's metadata is costly to set per job).
+    public var logger: Logger {
+        var logger = baseLogger
+        var metadata = logger.handler.metadata
+        metadata.merge(Self.metadata(of: job)) { _, new in new }
+        logger.handler.metadata = metadata
+        return logger
+    }
+
+    static func metadata(of job: Job) -> Logger.Metadata {
+        ["job.id": "\(job.id)", "job.type": "\(job.type)", "job.attempt": "\(job.attempts)", "queue.name": "\(job.queue)"]
+    }
 
     /// This attempt's number, from 1.
     public var attempt: Int { job.attempts }

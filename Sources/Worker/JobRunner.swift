@@ -22,15 +22,13 @@ struct JobRunner: Sendable {
     }
 
     func run(_ claimed: Lease) async {
-        var logger = self.logger
-        logger[metadataKey: "job.id"] = "\(claimed.job.id)"
-        logger[metadataKey: "job.type"] = "\(claimed.job.type)"
-        logger[metadataKey: "job.attempt"] = "\(claimed.attempt)"
-        logger[metadataKey: "queue.name"] = "\(claimed.job.queue)"
+        // Job metadata goes on each log line only when that level is on (built lazily: setting a log handler's
+        // metadata per job is costly on the hot path).
+        let logger = JobLogger(base: self.logger, job: claimed.job)
         let box = LeaseBox(claimed)
         if let handler = handlers.handler(for: claimed.job.type) {
-            let context = JobContext(job: claimed.job, logger: logger, driver: driver, lease: box, leaseDuration: lease)
-            logger.debug("Job started", metadata: ["job.payload.bytes": "\(claimed.job.payload.utf8.count)"])
+            let context = JobContext(job: claimed.job, logger: self.logger, driver: driver, lease: box, leaseDuration: lease)
+            logger.debug("Job started", ["job.payload.bytes": "\(claimed.job.payload.utf8.count)"])
             await race(handler, context: context, box: box, logger: logger)
         } else {
             await finish(.failed("no handler for type \"\(claimed.job.type)\""), box: box, logger: logger)
@@ -39,7 +37,7 @@ struct JobRunner: Sendable {
 
     /// Flushes coalesced progress and writes the outcome. Escape hatch (as in swift-jobs): the write runs in a
     /// task of its own so that shutdown's cancellation cannot cut its retries short while Redis is briefly down.
-    private func finish(_ outcome: Outcome, box: LeaseBox, logger: Logger) async {
+    private func finish(_ outcome: Outcome, box: LeaseBox, logger: JobLogger) async {
         await box.flushProgress(driver: driver)
         let lease = box.current
         await Task { await record(outcome, lease: lease, logger: logger) }.value
@@ -48,7 +46,7 @@ struct JobRunner: Sendable {
     /// Races the handler, its timeout and the lease heartbeat; the first to finish decides the outcome, which is
     /// written at once: a handler that ignores cancellation past its timeout still has its attempt failed on
     /// time (its concurrency slot stays taken until it returns).
-    private func race(_ handler: @escaping JobHandler, context: JobContext, box: LeaseBox, logger: Logger) async {
+    private func race(_ handler: @escaping JobHandler, context: JobContext, box: LeaseBox, logger: JobLogger) async {
         let timeout = context.job.timeout
         await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
@@ -96,7 +94,7 @@ struct JobRunner: Sendable {
     }
 
     /// Writes the outcome, retrying while Redis is unreachable (the lease keeps the job ours meanwhile).
-    private func record(_ outcome: Outcome, lease: Lease, logger: Logger) async {
+    private func record(_ outcome: Outcome, lease: Lease, logger: JobLogger) async {
         var pause: Duration = .milliseconds(100)
         let giveUp = ContinuousClock.now + self.lease
         while true {
@@ -107,10 +105,10 @@ struct JobRunner: Sendable {
                     logger.debug("Job completed")
                 case .failed(let message):
                     let next = try await driver.fail(lease, error: message)
-                    logger.debug("Job attempt failed", metadata: ["error": "\(message)", "job.next": "\(next)"])
+                    logger.debug("Job attempt failed", ["error": "\(message)", "job.next": "\(next)"])
                 case .timedOut(let timeout):
                     let next = try await driver.fail(lease, error: "timed out after \(DurationText.format(timeout))")
-                    logger.debug("Job attempt timed out", metadata: ["job.next": "\(next)"])
+                    logger.debug("Job attempt timed out", ["job.next": "\(next)"])
                 case .interrupted:
                     try await driver.release(lease)
                     logger.info("Job released at shutdown")
@@ -119,12 +117,11 @@ struct JobRunner: Sendable {
                 }
                 return
             } catch let error as QueueError where error.code == .leaseLost {
-                logger.warning("Job lease lost before its outcome was written", metadata: ["job.outcome": "\(outcome)"])
+                logger.warning("Job lease lost before its outcome was written", ["job.outcome": "\(outcome)"])
                 return
             } catch {
                 guard ContinuousClock.now < giveUp, (error as? RedisClientError)?.isConnectionError == true else {
-                    logger.error("Could not record job outcome; the lease will expire and the job run again",
-                                 metadata: ["error": "\(error)"])
+                    logger.error("Could not record job outcome; the lease will expire and the job run again", ["error": "\(error)"])
                     return
                 }
                 try? await Task.sleep(for: pause)
@@ -142,4 +139,20 @@ struct JobRunner: Sendable {
         }
         return text.count > 4096 ? String(text.prefix(4096)) + "…" : text
     }
+}
+
+/// The pool's logger for one job: the job's metadata is added to a line only when its level is enabled.
+struct JobLogger: Sendable {
+    let base: Logger
+    let job: Job
+
+    private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, _ extra: @autoclosure () -> Logger.Metadata) {
+        guard base.logLevel <= level else { return }
+        base.log(level: level, message(), metadata: JobContext.metadata(of: job).merging(extra()) { _, new in new })
+    }
+
+    func debug(_ message: @autoclosure () -> Logger.Message, _ extra: @autoclosure () -> Logger.Metadata = [:]) { log(.debug, message(), extra()) }
+    func info(_ message: @autoclosure () -> Logger.Message, _ extra: @autoclosure () -> Logger.Metadata = [:]) { log(.info, message(), extra()) }
+    func warning(_ message: @autoclosure () -> Logger.Message, _ extra: @autoclosure () -> Logger.Metadata = [:]) { log(.warning, message(), extra()) }
+    func error(_ message: @autoclosure () -> Logger.Message, _ extra: @autoclosure () -> Logger.Metadata = [:]) { log(.error, message(), extra()) }
 }
