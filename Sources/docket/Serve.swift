@@ -108,6 +108,12 @@ extension Docket {
                     FileHandle.standardOutput.write(Data(line.utf8))
                 },
                 logger: logger)
+            // One recovery check before the API listens: a fresh Redis is vouched for (so the first enqueues answer
+            // 201, not 202), and a Redis that lost data is rebuilt before anyone can see it half empty.
+            let recovery = RecoveryService(recovery: Recovery(journal: journal, driver: driver, logger: logger), logger: logger)
+            do { try await recovery.check() } catch {
+                logger.warning("Recovery check at start failed; retrying in the background", metadata: ["error": "\(error)"])
+            }
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: redis),
                 .init(service: journal.writer),
@@ -115,7 +121,7 @@ extension Docket {
                 .init(service: SpoolPusher(queue: queue, logger: logger)),
                 .init(service: JournalRetention(journal: journal, retention: retention, logger: logger)),
                 .init(service: QueueScheduler(driver: driver, logger: logger)),
-                .init(service: RecoveryService(recovery: Recovery(journal: journal, driver: driver, logger: logger), logger: logger)),
+                .init(service: recovery),
                 .init(service: app),
             ]
             if workerCount > 0 {
