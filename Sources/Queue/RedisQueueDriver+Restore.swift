@@ -146,19 +146,29 @@ extension RedisQueueDriver {
     /// enqueues and claims run only on that process (`onRunID`): a Redis restarted from an older snapshot takes
     /// none until recovery has set stale jobs back and vouched for it.
     public func verifiedRunID() async throws -> String? {
-        if let runID = verified.withLock({ $0.runID }) { return runID }
+        let now = ContinuousClock.now
+        if let runID = verified.withLock({ state in state.recheckAt.map { now < $0 } ?? true ? state.runID : nil }) { return runID }
         let (replies, runID) = try await redis.pipelineReportingRunID([
             RedisCommand("GET", [RESPArgument(keys.marker)]), RedisCommand("ZCARD", [RESPArgument(keys.journals)]),
         ])
         for case .error(let message) in replies { throw RedisClientError(.serverError, message: message) }
-        guard let runID, replies[0].string == runID || replies[1].int == 0 else { return nil }
-        verified.withLock { $0 = (runID, nil) }
+        guard let runID else { return nil }
+        if replies[0].string == runID {
+            verified.withLock { $0 = (runID, nil, nil) }  // vouched for: holds until Redis restarts
+        } else if replies[1].int == 0 {
+            // No journal registered: nothing could rebuild this Redis. Checked again every few seconds, since a
+            // server's journal may register any moment (e.g. on a Redis restored from before it existed).
+            verified.withLock { $0 = (runID, now + .seconds(2), nil) }
+        } else {
+            verified.withLock { $0.runID = nil }
+            return nil
+        }
         return runID
     }
 
     /// Forgets the verified process (after `serverChanged`: Redis restarted), so the next call checks again.
     func forgetVerified() {
-        verified.withLock { $0 = (nil, nil) }
+        verified.withLock { $0 = (nil, nil, nil) }
     }
 
     /// Whether the Redis process reached now is vouched for by a journal (or no journal is registered): checked
@@ -181,7 +191,7 @@ extension RedisQueueDriver {
         guard since.duration(to: now) >= configuration.fenceWait else { return nil }
         logger.warning("No journal vouched for this Redis after a restart; claiming anyway", metadata: ["fence.wait": "\(configuration.fenceWait)"])
         let runID = try await redis.pipelineReportingRunID([RedisCommand("PING")]).runID
-        verified.withLock { $0 = (runID, nil) }
+        verified.withLock { $0 = (runID, nil, nil) }
         return runID
     }
 }

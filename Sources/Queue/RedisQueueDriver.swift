@@ -31,8 +31,9 @@ public final class RedisQueueDriver: QueueDriver {
     /// Queues this process registered in the `queues` set, and when (re-registered every second, so a
     /// Redis that lost its data learns its queues again from the next enqueue).
     private let knownQueues = Mutex<[QueueName: ContinuousClock.Instant]>([:])
-    /// The Redis run id whose data a journal vouched for (marker), and since when claims have waited for it.
-    let verified = Mutex<(runID: String?, waitingSince: ContinuousClock.Instant?)>((nil, nil))
+    /// The Redis run id whose data a journal vouched for (marker), until when that holds without a new check (nil:
+    /// until Redis restarts), and since when claims have waited for it.
+    let verified = Mutex<(runID: String?, recheckAt: ContinuousClock.Instant?, waitingSince: ContinuousClock.Instant?)>((nil, nil, nil))
     /// When the scheduler last checked for streams no journal drains.
     let lastStreamCap = Mutex<ContinuousClock.Instant?>(nil)
 
