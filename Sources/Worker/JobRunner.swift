@@ -56,18 +56,20 @@ struct JobRunner: Sendable {
                     return .failed(Self.describe(error))
                 }
             }
+            // One watchdog per job (one timer, not two): it wakes for the next heartbeat or the timeout, whichever
+            // comes first.
             group.addTask {
-                do {
-                    try await Task.sleep(for: timeout)
-                    return .timedOut(timeout)
-                } catch {
-                    return nil
-                }
-            }
-            group.addTask {
+                let deadline = ContinuousClock.now + timeout
+                var nextBeat = ContinuousClock.now + heartbeat
                 while !Task.isCancelled {
                     do {
-                        try await Task.sleep(for: heartbeat)
+                        try await Task.sleep(until: min(deadline, nextBeat), clock: .continuous)
+                    } catch {
+                        return nil  // cancelled: the handler finished, or shutdown
+                    }
+                    if ContinuousClock.now >= deadline { return .timedOut(timeout) }
+                    nextBeat = ContinuousClock.now + heartbeat
+                    do {
                         try await box.renew(driver: driver, for: lease)
                         await box.flushProgress(driver: driver)
                     } catch let error as QueueError where error.code == .leaseLost {
