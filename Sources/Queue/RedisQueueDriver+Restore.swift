@@ -197,13 +197,6 @@ extension RedisQueueDriver {
 }
 
 extension RedisQueueDriver {
-    /// Which of `jobs` Redis has a hash for (one pipeline).
-    public func exists(_ jobs: [Job]) async throws -> [Bool] {
-        if jobs.isEmpty { return [] }
-        let replies = try await redis.pipeline(jobs.map { RedisCommand("EXISTS", [RESPArgument(keys.queue($0.queue).job($0.id))]) })
-        return replies.map { $0.int == 1 }
-    }
-
     /// Each job's seq in Redis (nil when Redis has no hash for it), one pipeline.
     public func seqs(_ jobs: [Job]) async throws -> [Int?] {
         if jobs.isEmpty { return [] }
