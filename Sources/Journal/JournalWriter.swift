@@ -207,6 +207,9 @@ public actor JournalWriter: Service {
     /// An event whose (jobId, seq) is journaled already: a replay (true), or a divergence kept as a conflict
     /// (false). The write-ahead `enqueued` event and the stream's own differ only in time and actor.
     static func replayed(_ e: JournalEvent, _ db: Database) throws -> Bool {
+        // Seq 1 is only ever `enqueued` (no script writes another event first): the stream echoing a write-ahead
+        // enqueue is a replay, decided without reading the row back.
+        if e.seq == 1 && e.event == "enqueued" { return true }
         guard let row = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT event, state, attempt, at, worker FROM journalEvent WHERE jobId = ? AND seq = ?"),
             arguments: [e.jobID.rawValue, e.seq])
