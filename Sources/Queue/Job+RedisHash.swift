@@ -11,6 +11,42 @@ extension Job {
         static let leaseUntil = "leaseUntil", seq = "seq"
     }
 
+    /// The fields `claim.lua` reads (HMGET, in this order) for each job it leases: everything a worker and its
+    /// handler use, without field names in the reply or a dictionary per job.
+    static let claimFields = [
+        Field.id, Field.type, Field.queue, Field.payload, Field.priority, Field.maxAttempts, Field.timeout, Field.backoffBase,
+        Field.backoffMax, Field.runAt, Field.idempotencyKey, Field.state, Field.attempts, Field.createdAt, Field.updatedAt,
+        Field.startedAt, Field.lastError, Field.progress, Field.worker, Field.leaseUntil, Field.seq,
+    ]
+
+    /// Decodes a job from an HMGET of `claimFields`; nil if it is malformed.
+    init?(claimValues reply: RESPValue) {
+        guard let v = reply.array, v.count == Self.claimFields.count else { return nil }
+        func ms(_ i: Int) -> Date? { v[i].string.flatMap { Int64($0) }.map { Date(millis: $0) } }
+        guard let id = v[0].string.flatMap(JobID.init(rawValue:)), let type = v[1].string.flatMap(JobType.init(rawValue:)),
+            let queue = v[2].string.flatMap(QueueName.init(rawValue:)), let state = v[11].string.flatMap(JobState.init(rawValue:)),
+            let createdAt = ms(13)
+        else { return nil }
+        self.init(
+            id: id, type: type, payload: v[3].string ?? "null", queue: queue,
+            priority: v[4].string.flatMap(Priority.init(rawValue:)) ?? .normal,
+            maxAttempts: v[5].string.flatMap { Int($0) } ?? Job.defaultMaxAttempts,
+            timeout: v[6].string.flatMap { Int64($0) }.map { .milliseconds($0) } ?? Job.defaultTimeout,
+            backoff: Backoff(
+                base: v[7].string.flatMap { Int64($0) }.map { .milliseconds($0) } ?? Backoff.default.base,
+                max: v[8].string.flatMap { Int64($0) }.map { .milliseconds($0) } ?? Backoff.default.max),
+            runAt: ms(9), idempotencyKey: v[10].string, createdAt: createdAt)
+        self.state = state
+        self.attempts = v[12].string.flatMap { Int($0) } ?? 0
+        self.updatedAt = ms(14) ?? createdAt
+        self.startedAt = ms(15)
+        self.lastError = v[16].string
+        self.progress = v[17].string
+        self.worker = v[18].string.map(WorkerID.init(rawValue:))
+        self.leaseUntil = ms(19)
+        self.seq = v[20].string.flatMap { Int($0) } ?? 0
+    }
+
     /// Decodes a job from HGETALL's flat field/value list; nil if the hash is empty or malformed.
     init?(redisHash reply: RESPValue) {
         guard let fields = reply.fieldMap, !fields.isEmpty else { return nil }

@@ -189,6 +189,8 @@ public final class RedisQueueDriver: QueueDriver {
         }
     }
 
+    private static let claimFieldArguments = Job.claimFields.map { RESPArgument($0) }
+
     private func claimOnce(_ queue: QueueName, worker: WorkerID, lease: Duration, max: Int, runID: String) async throws -> [Lease] {
         let q = keys.queue(queue)
         let now = Date()
@@ -199,13 +201,13 @@ public final class RedisQueueDriver: QueueDriver {
             arguments: [
                 RESPArgument(now.millis), RESPArgument(lease.milliseconds), RESPArgument(worker.rawValue), RESPArgument(q.jobKeyPrefix),
                 RESPArgument(token), RESPArgument(max),
-            ],
+            ] + Self.claimFieldArguments,
             onRunID: runID
         )
         if reply.isNull { return [] }
         guard let hashes = reply.array else { throw QueueError(.unexpectedReply, message: "claim: \(reply)") }
         return try hashes.enumerated().map { i, hash in
-            guard let job = Job(redisHash: hash) else { throw QueueError(.unexpectedReply, message: "claim: \(hash)") }
+            guard let job = Job(claimValues: hash) else { throw QueueError(.unexpectedReply, message: "claim: \(hash)") }
             let deadline = job.leaseUntil ?? now.addingTimeInterval(Double(lease.milliseconds) / 1000)
             return Lease(job: job, worker: worker, token: "\(token):\(i + 1)", deadline: deadline)
         }
