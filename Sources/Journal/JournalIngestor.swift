@@ -11,6 +11,9 @@ public final class JournalIngestor: Service, Sendable {
         public var batchSize = 1000
         /// Pause between passes that found nothing new.
         public var idleInterval: Duration = .milliseconds(50)
+        /// Pause after a pass that found only a few events (under a quarter batch), so the next one reads a
+        /// larger batch: each pass costs a commit (fsync) and a few Redis round trips whatever its size.
+        public var gatherInterval: Duration = .milliseconds(20)
         /// A journal silent this long stops holding back trimming (`DOCKET_JOURNAL_STALE`).
         public var staleAfter: Duration = .seconds(3600)
         public init() {}
@@ -59,7 +62,8 @@ public final class JournalIngestor: Service, Sendable {
                 let moved = try await pass(&cursors)
                 if failing { logger.info("Journal ingestion reached Redis again") }
                 failing = false
-                if moved == 0 { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.configuration.idleInterval) } }
+                let pause = moved == 0 ? configuration.idleInterval : moved < configuration.batchSize / 4 ? configuration.gatherInterval : nil
+                if let pause { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) } }
             } catch {
                 if !failing { logger.warning("Journal ingestion failed; retrying", metadata: ["error": "\(error)"]) }
                 failing = true
