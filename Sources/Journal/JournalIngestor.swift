@@ -78,8 +78,9 @@ public final class JournalIngestor: Service, Sendable {
     /// the journal (this journal joined late, or their `enqueued` event was trimmed before it was read).
     func definitions(for batch: [JournalEvent], queue: QueueName) async throws -> [Job] {
         let enqueued = Set(batch.lazy.filter { $0.job != nil }.map(\.jobID))
-        let cached = known.withLock { $0 }
-        let unknown = Array(Set(batch.lazy.map(\.jobID).filter { !enqueued.contains($0) && !cached.contains($0) }))
+        // Filtered under the lock: a copy of the set taken out would be duplicated whole by the next insert.
+        let candidates = Set(batch.lazy.map(\.jobID).filter { !enqueued.contains($0) })
+        let unknown = known.withLock { set in candidates.filter { !set.contains($0) } }.map { $0 }
         if unknown.isEmpty { return [] }
         let defined = try await journal.reader.definedJobs(unknown)
         remember(Array(defined))

@@ -124,11 +124,6 @@ public struct JournalReader: Sendable {
         try await rows(ids, where: "state IN ('completed', 'cancelled', 'purged')")
     }
 
-    /// The journal's rows for `ids` (any state).
-    public func jobs(_ ids: [JobID]) async throws -> [Job] {
-        try await rows(ids, where: "1")
-    }
-
     private func rows(_ ids: [JobID], where condition: String) async throws -> [Job] {
         if ids.isEmpty { return [] }
         return try await database.read { db in
