@@ -20,6 +20,15 @@ public protocol QueueDriver: Sendable {
     func progress(_ lease: Lease, _ progress: String) async throws
     /// Completes a leased job with an optional JSON result; throws `leaseLost`.
     func complete(_ lease: Lease, result: String?) async throws
+    /// Completes the finished jobs `completions` (as `complete` would, in one round trip), then leases up to `max`
+    /// ready jobs of `queues` (first queue first) without waiting. Returns the leases and, per completion, whether
+    /// its lease was still held (where not, that result was dropped). A busy worker calls this once per batch.
+    func completeAndClaim(_ completions: [Completion], from queues: [QueueName], worker: WorkerID, lease: Duration, max: Int)
+        async throws -> (leases: [Lease], completed: [Bool])
+    /// Completes leased jobs; per job, whether its lease was still held.
+    func complete(_ completions: [Completion]) async throws -> [Bool]
+    /// Waits up to `wait` for new work on `queues` (woken by an enqueue, not by polling; may return early).
+    func waitForWork(on queues: [QueueName], wait: Duration) async throws
     /// Fails the current attempt: the job retries after its backoff or goes dead; throws `leaseLost`.
     func fail(_ lease: Lease, error: String) async throws -> FailOutcome
     /// Gives a job back to pending without counting an attempt (worker shutdown); throws `leaseLost`.
@@ -62,6 +71,16 @@ public enum EnqueueResult: Sendable, Hashable {
         }
     }
     public var isCreated: Bool { if case .created = self { true } else { false } }
+}
+
+/// A leased job that finished successfully, with its result (JSON), waiting to be recorded.
+public struct Completion: Sendable, Hashable {
+    public var lease: Lease
+    public var result: String?
+    public init(lease: Lease, result: String?) {
+        self.lease = lease
+        self.result = result
+    }
 }
 
 /// Where a failed attempt sent the job.

@@ -161,54 +161,120 @@ public final class RedisQueueDriver: QueueDriver {
         precondition(!queues.isEmpty && max > 0, "claim needs a queue and a positive max")
         let deadline = ContinuousClock.now + wait
         while true {
-            guard let runID = try await claimRunID() else {
-                // Redis restarted and no journal has vouched for its data yet: wait for recovery.
-                let remaining = ContinuousClock.now.duration(to: deadline)
-                if remaining <= .milliseconds(1) || Task.isCancelled { return [] }
-                try await Task.sleep(for: min(remaining, .milliseconds(100)))
-                continue
-            }
-            do {
-                for queue in queues {
-                    let leases = try await claimOnce(queue, worker: worker, lease: lease, max: max, runID: runID)
-                    if !leases.isEmpty { return leases }
-                }
-            } catch let error as RedisClientError where error.code == .serverChanged {
-                forgetVerified()  // Redis restarted since it was vouched for: check again before claiming
-                continue
-            }
+            let leases = try await completeAndClaim([], from: queues, worker: worker, lease: lease, max: max).leases
+            if !leases.isEmpty { return leases }
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .milliseconds(1) || Task.isCancelled { return [] }
-            // Every queue was empty and cleared its wake list; a new job pushes a token there.
-            let block = min(remaining, configuration.maxBlock)
-            let seconds = String(format: "%.3f", Double(block.milliseconds) / 1000)
-            let wakeKeys = queues.map { RESPArgument(keys.queue($0).wake) }
-            _ = try await redis.withDedicatedConnection { connection in
-                try await connection.sendBlocking(RedisCommand("BLPOP", wakeKeys + [RESPArgument(seconds)]), block: block)
+            try await waitForWork(on: queues, wait: remaining)
+        }
+    }
+
+    public func completeAndClaim(
+        _ completions: [Completion], from queues: [QueueName], worker: WorkerID, lease: Duration, max: Int
+    ) async throws -> (leases: [Lease], completed: [Bool]) {
+        precondition(!queues.isEmpty && max >= 0, "claim needs a queue and a max of at least 0")
+        guard max > 0, let runID = try await claimRunID() else {
+            // Nothing to lease, or Redis restarted and no journal has vouched for its data yet (claims wait).
+            return ([], try await complete(completions))
+        }
+        // The first queue's claim carries that queue's completions; other queues' completions ride in the same pipeline.
+        let first = queues[0]
+        let carried = completions.indices.filter { completions[$0].lease.job.queue == first }
+        let others = completions.indices.filter { completions[$0].lease.job.queue != first }
+        var calls = [claimCall(first, completing: carried.map { completions[$0] }, worker: worker, lease: lease, max: max)]
+        let groups = Dictionary(grouping: others) { completions[$0].lease.job.queue }.sorted { $0.key.rawValue < $1.key.rawValue }
+        calls += groups.map { completeCall($0.key, $0.value.map { completions[$0] }) }
+        let replies: [Result<RESPValue, RedisClientError>]
+        do {
+            replies = try await redis.evalScripts(calls.map { ($0.script, $0.keys, $0.arguments) }, onRunID: runID)
+        } catch let error as RedisClientError where error.code == .serverChanged {
+            forgetVerified()  // Redis restarted since it was vouched for: check again before claiming
+            return ([], try await complete(completions))
+        }
+        var completed = [Bool](repeating: false, count: completions.count)
+        guard let pair = try replies[0].get().array, pair.count == 2, let flags = pair[0].array, let hashes = pair[1].array,
+            flags.count == carried.count
+        else { throw QueueError(.unexpectedReply, message: "claim: \(replies[0])") }
+        for (i, flag) in zip(carried, flags) { completed[i] = flag.int == 1 }
+        for (group, reply) in zip(groups, replies.dropFirst()) {
+            let flags = try Self.completeFlags(reply.get(), count: group.value.count)
+            for (i, flag) in zip(group.value, flags) { completed[i] = flag }
+        }
+        var leases = try decodeLeases(hashes, token: calls[0].token, worker: worker, lease: lease)
+        // The first queue had nothing ready: try the others in order, as a plain claim.
+        for queue in queues.dropFirst() where leases.isEmpty {
+            let call = claimCall(queue, completing: [], worker: worker, lease: lease, max: max)
+            let reply = try await redis.evalScript(call.script, keys: call.keys, arguments: call.arguments, onRunID: runID)
+            guard let pair = reply.array, pair.count == 2, let hashes = pair[1].array else {
+                throw QueueError(.unexpectedReply, message: "claim: \(reply)")
             }
+            leases = try decodeLeases(hashes, token: call.token, worker: worker, lease: lease)
+        }
+        return (leases, completed)
+    }
+
+    /// Blocks until an enqueue wakes one of `queues`, or `wait` (at most `maxBlock`) passes. While a restarted Redis
+    /// waits for a journal to vouch for it, this only pauses briefly (claims are held back meanwhile).
+    public func waitForWork(on queues: [QueueName], wait: Duration) async throws {
+        let block = min(wait, configuration.maxBlock)
+        guard block > .milliseconds(1) else { return }
+        if try await claimRunID() == nil {
+            try await Task.sleep(for: min(block, .milliseconds(100)))
+            return
+        }
+        let seconds = String(format: "%.3f", Double(block.milliseconds) / 1000)
+        let wakeKeys = queues.map { RESPArgument(keys.queue($0).wake) }
+        _ = try await redis.withDedicatedConnection { connection in
+            try await connection.sendBlocking(RedisCommand("BLPOP", wakeKeys + [RESPArgument(seconds)]), block: block)
         }
     }
 
     private static let claimFieldArguments = Job.claimFields.map { RESPArgument($0) }
 
-    private func claimOnce(_ queue: QueueName, worker: WorkerID, lease: Duration, max: Int, runID: String) async throws -> [Lease] {
+    private struct ScriptCall {
+        var script: RedisScript
+        var keys: [RedisKey]
+        var arguments: [RESPArgument]
+        var token = ""
+    }
+
+    private func claimCall(_ queue: QueueName, completing: [Completion], worker: WorkerID, lease: Duration, max: Int) -> ScriptCall {
         let q = keys.queue(queue)
-        let now = Date()
         let token = "\(worker.rawValue)/\(UInt64.random(in: 0...UInt64.max))"
-        let reply = try await redis.evalScript(
-            Scripts.claim,
-            keys: [q.pending, q.active, q.events, q.paused, q.wake],
-            arguments: [
-                RESPArgument(now.millis), RESPArgument(lease.milliseconds), RESPArgument(worker.rawValue), RESPArgument(q.jobKeyPrefix),
-                RESPArgument(token), RESPArgument(max),
-            ] + Self.claimFieldArguments,
-            onRunID: runID
-        )
-        if reply.isNull { return [] }
-        guard let hashes = reply.array else { throw QueueError(.unexpectedReply, message: "claim: \(reply)") }
-        return try hashes.enumerated().map { i, hash in
-            guard let job = Job(claimValues: hash) else { throw QueueError(.unexpectedReply, message: "claim: \(hash)") }
-            let deadline = job.leaseUntil ?? now.addingTimeInterval(Double(lease.milliseconds) / 1000)
+        var arguments = [
+            RESPArgument(lease.milliseconds), RESPArgument(worker.rawValue), RESPArgument(q.jobKeyPrefix), RESPArgument(token),
+            RESPArgument(max), RESPArgument(configuration.completedTTL.milliseconds), RESPArgument(completing.count),
+        ]
+        arguments.reserveCapacity(arguments.count + completing.count * 3 + Self.claimFieldArguments.count)
+        Self.appendCompletions(completing, to: &arguments)
+        arguments += Self.claimFieldArguments
+        return ScriptCall(script: Scripts.claim, keys: [q.pending, q.active, q.events, q.paused, q.wake, q.stats], arguments: arguments, token: token)
+    }
+
+    private func completeCall(_ queue: QueueName, _ completions: [Completion]) -> ScriptCall {
+        let q = keys.queue(queue)
+        var arguments = [RESPArgument(q.jobKeyPrefix), RESPArgument(configuration.completedTTL.milliseconds)]
+        arguments.reserveCapacity(2 + completions.count * 3)
+        Self.appendCompletions(completions, to: &arguments)
+        return ScriptCall(script: Scripts.complete, keys: [q.active, q.events, q.stats], arguments: arguments)
+    }
+
+    private static func appendCompletions(_ completions: [Completion], to arguments: inout [RESPArgument]) {
+        for c in completions {
+            arguments.append(RESPArgument(c.lease.job.id.rawValue))
+            arguments.append(RESPArgument(c.lease.token))
+            arguments.append(RESPArgument(c.result ?? ""))
+        }
+    }
+
+    private static func completeFlags(_ reply: RESPValue, count: Int) throws -> [Bool] {
+        guard let flags = reply.array, flags.count == count else { throw QueueError(.unexpectedReply, message: "complete: \(reply)") }
+        return flags.map { $0.int == 1 }
+    }
+
+    private func decodeLeases(_ hashes: [RESPValue], token: String, worker: WorkerID, lease: Duration) throws -> [Lease] {
+        try hashes.enumerated().map { i, hash in
+            guard let job = Job(claimValues: hash), let deadline = job.leaseUntil else { throw QueueError(.unexpectedReply, message: "claim: \(hash)") }
             return Lease(job: job, worker: worker, token: "\(token):\(i + 1)", deadline: deadline)
         }
     }
@@ -235,14 +301,21 @@ public final class RedisQueueDriver: QueueDriver {
     }
 
     public func complete(_ lease: Lease, result: String?) async throws {
-        let q = keys.queue(lease.job.queue)
-        let reply = try await redis.evalScript(
-            Scripts.complete, keys: [q.active, q.job(lease.job.id), q.events, q.stats],
-            arguments: [
-                RESPArgument(lease.job.id.rawValue), RESPArgument(lease.token), RESPArgument(Date().millis),
-                RESPArgument(result ?? ""), RESPArgument(configuration.completedTTL.milliseconds),
-            ])
-        guard reply.int == 1 else { throw QueueError(.leaseLost, jobID: lease.job.id) }
+        guard try await complete([Completion(lease: lease, result: result)]) == [true] else { throw QueueError(.leaseLost, jobID: lease.job.id) }
+    }
+
+    /// Completes many leased jobs: one script call per queue, in one pipeline. Returns per job whether the lease
+    /// was still held (where not, that result was dropped).
+    public func complete(_ completions: [Completion]) async throws -> [Bool] {
+        if completions.isEmpty { return [] }
+        let groups = Dictionary(grouping: completions.indices) { completions[$0].lease.job.queue }.sorted { $0.key.rawValue < $1.key.rawValue }
+        let calls = groups.map { completeCall($0.key, $0.value.map { completions[$0] }) }
+        let replies = try await redis.evalScripts(calls.map { ($0.script, $0.keys, $0.arguments) })
+        var completed = [Bool](repeating: false, count: completions.count)
+        for (group, reply) in zip(groups, replies) {
+            for (i, flag) in zip(group.value, try Self.completeFlags(reply.get(), count: group.value.count)) { completed[i] = flag }
+        }
+        return completed
     }
 
     public func fail(_ lease: Lease, error: String) async throws -> FailOutcome {

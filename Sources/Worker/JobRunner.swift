@@ -2,14 +2,17 @@ import DocketQueue
 import Foundation
 import Logging
 
-/// Runs one leased job to its end: the handler, the lease heartbeat and the timeout race; the first to
-/// finish decides the outcome, which is then written to the queue (complete, fail or release).
+/// Runs one leased job to its end: the handler, raced against its timeout and lease (watched for every running job
+/// by one `LeaseKeeper`, not a timer per job); the first to finish decides the outcome. A success is handed to the
+/// pool's `AckBuffer` (recorded with the next claim, many jobs per script call); other outcomes are written at once.
 struct JobRunner: Sendable {
     let driver: any QueueDriver
     let handlers: HandlerRegistry
     let lease: Duration
     let heartbeat: Duration
     let logger: Logger
+    let keeper: LeaseKeeper
+    let acks: AckBuffer
 
     /// How an attempt ended.
     enum Outcome: Sendable, Equatable {
@@ -21,17 +24,50 @@ struct JobRunner: Sendable {
         case interrupted
     }
 
-    func run(_ claimed: Lease) async {
+    /// Runs the job; `freeSlot` is called once its concurrency slot may be reused (when the handler has returned).
+    func run(_ claimed: Lease, freeSlot: @Sendable () -> Void) async {
         // Job metadata goes on each log line only when that level is on (built lazily: setting a log handler's
         // metadata per job is costly on the hot path).
         let logger = JobLogger(base: self.logger, job: claimed.job)
         let box = LeaseBox(claimed)
-        if let handler = handlers.handler(for: claimed.job.type) {
-            let context = JobContext(job: claimed.job, logger: self.logger, driver: driver, lease: box, leaseDuration: lease)
-            logger.debug("Job started", ["job.payload.bytes": "\(claimed.job.payload.utf8.count)"])
-            await race(handler, context: context, box: box, logger: logger)
-        } else {
+        guard let handler = handlers.handler(for: claimed.job.type) else {
             await finish(.failed("no handler for type \"\(claimed.job.type)\""), box: box, logger: logger)
+            freeSlot()
+            return
+        }
+        let context = JobContext(job: claimed.job, logger: self.logger, driver: driver, lease: box, leaseDuration: lease)
+        logger.debug("Job started", ["job.payload.bytes": "\(claimed.job.payload.utf8.count)"])
+        let decision = Decision()
+        let watch = keeper.watch(box, decision: decision, timeout: claimed.job.timeout)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    decision.resolve(.succeeded(result: try await handler(context).map(JSONText.normalized)), byHandler: true)
+                } catch {
+                    decision.resolve(.failed(Self.describe(error)), byHandler: true)
+                }
+            }
+            var (outcome, byHandler) = await decision.value()
+            keeper.unwatch(watch)
+            if byHandler {
+                // Cancelled from outside (shutdown past grace): unless the handler had succeeded, release the job.
+                if Task.isCancelled, case .succeeded = outcome {} else if Task.isCancelled { outcome = .interrupted }
+                if case .succeeded(let result) = outcome {
+                    await box.flushProgress(driver: driver)
+                    freeSlot()
+                    await acks.add(Completion(lease: box.current, result: result))
+                    return
+                }
+                await finish(outcome, box: box, logger: logger)
+                freeSlot()
+            } else {
+                // Timed out or lease lost: the outcome is written now, while a handler that ignores cancellation
+                // keeps its slot until it returns.
+                group.cancelAll()
+                await finish(outcome, box: box, logger: logger)
+                await group.waitForAll()
+                freeSlot()
+            }
         }
     }
 
@@ -41,58 +77,6 @@ struct JobRunner: Sendable {
         await box.flushProgress(driver: driver)
         let lease = box.current
         await Task { await record(outcome, lease: lease, logger: logger) }.value
-    }
-
-    /// Races the handler, its timeout and the lease heartbeat; the first to finish decides the outcome, which is
-    /// written at once: a handler that ignores cancellation past its timeout still has its attempt failed on
-    /// time (its concurrency slot stays taken until it returns).
-    private func race(_ handler: @escaping JobHandler, context: JobContext, box: LeaseBox, logger: JobLogger) async {
-        let timeout = context.job.timeout
-        await withTaskGroup(of: Outcome?.self) { group in
-            group.addTask {
-                do {
-                    return .succeeded(result: try await handler(context).map(JSONText.normalized))
-                } catch {
-                    return .failed(Self.describe(error))
-                }
-            }
-            // One watchdog per job (one timer, not two): it wakes for the next heartbeat or the timeout, whichever
-            // comes first.
-            group.addTask {
-                let deadline = ContinuousClock.now + timeout
-                var nextBeat = ContinuousClock.now + heartbeat
-                while !Task.isCancelled {
-                    do {
-                        try await Task.sleep(until: min(deadline, nextBeat), clock: .continuous)
-                    } catch {
-                        return nil  // cancelled: the handler finished, or shutdown
-                    }
-                    if ContinuousClock.now >= deadline { return .timedOut(timeout) }
-                    nextBeat = ContinuousClock.now + heartbeat
-                    do {
-                        try await box.renew(driver: driver, for: lease)
-                        await box.flushProgress(driver: driver)
-                    } catch let error as QueueError where error.code == .leaseLost {
-                        return .leaseLost
-                    } catch {
-                        // Cancelled, or Redis briefly unreachable: try again next beat while the lease lasts.
-                        if Task.isCancelled { return nil }
-                    }
-                }
-                return nil
-            }
-            var first: Outcome = .interrupted
-            while let result = await group.next() {
-                if let result {
-                    first = result
-                    break
-                }
-            }
-            group.cancelAll()
-            // Cancelled from outside (shutdown past grace): unless the handler had already finished, release.
-            if Task.isCancelled, case .succeeded = first {} else if Task.isCancelled { first = .interrupted }
-            await finish(first, box: box, logger: logger)
-        }
     }
 
     /// Writes the outcome, retrying while Redis is unreachable (the lease keeps the job ours meanwhile).

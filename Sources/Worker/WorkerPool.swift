@@ -25,7 +25,9 @@ public struct WorkerPool: Service {
     let driver: any QueueDriver
     let runner: JobRunner
     let logger: Logger
-    private let state = PoolState()
+    private let state: PoolState
+    private let keeper: LeaseKeeper
+    private let acks: AckBuffer
 
     public init(driver: any QueueDriver, handlers: HandlerRegistry, configuration: Configuration, logger: Logger) {
         precondition(configuration.concurrency > 0, "concurrency must be positive")
@@ -35,8 +37,13 @@ public struct WorkerPool: Service {
         self.configuration = configuration
         self.driver = driver
         self.logger = logger
+        let state = PoolState()
+        self.state = state
+        self.keeper = LeaseKeeper(driver: driver, lease: configuration.lease, heartbeat: configuration.lease / 3)
+        self.acks = AckBuffer(driver: driver, lease: configuration.lease, logger: logger) { state.ring() }
         self.runner = JobRunner(
-            driver: driver, handlers: handlers, lease: configuration.lease, heartbeat: configuration.lease / 3, logger: logger)
+            driver: driver, handlers: handlers, lease: configuration.lease, heartbeat: configuration.lease / 3, logger: logger,
+            keeper: keeper, acks: acks)
     }
 
     /// Jobs running right now.
@@ -51,6 +58,7 @@ public struct WorkerPool: Service {
         ])
         await withTaskGroup(of: Void.self) { outer in
             outer.addTask { await self.register() }  // until cancelled below
+            outer.addTask { await keeper.run() }  // watches running jobs until the last one is done
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.claimAndRun() }
                 group.addTask {  // the grace clock starts when shutdown does
@@ -68,26 +76,29 @@ public struct WorkerPool: Service {
         logger.info("Worker stopped")
     }
 
-    /// Claims until shutdown, keeping at most `concurrency` jobs running.
+    /// Claims until shutdown, keeping at most `concurrency` jobs running. Each claim call also completes the jobs
+    /// that finished since the last one; while no work is ready it blocks for new work, and finishing jobs record
+    /// their own outcomes meanwhile.
     private func claimAndRun() async {
         await withDiscardingTaskGroup { jobs in
             var failures = 0
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                if state.running.load(ordering: .acquiring) >= configuration.concurrency {
+                let free = configuration.concurrency - state.running.load(ordering: .acquiring)
+                let finished = acks.take()
+                if free <= 0 && finished.isEmpty {
                     await state.waitForSlot()
                     continue
                 }
                 let leases: [Lease]
                 do {
-                    let free = configuration.concurrency - state.running.load(ordering: .acquiring)
-                    leases = try await cancelWhenGracefulShutdown {
-                        try await driver.claim(
-                            from: configuration.queues, worker: configuration.workerID, lease: configuration.lease,
-                            wait: configuration.claimWait, max: free)
-                    }
+                    let reply = try await driver.completeAndClaim(
+                        finished, from: configuration.queues, worker: configuration.workerID, lease: configuration.lease, max: max(0, free))
+                    acks.report(finished, reply.completed)
+                    leases = reply.leases
                     if failures > 0 { logger.info("Redis reachable again; claiming") }
                     failures = 0
                 } catch {
+                    acks.restore(acks.dropExpired(finished))
                     if Task.isShuttingDownGracefully || Task.isCancelled { break }
                     // Redis outage: wait and try again, never exit or spin.
                     if failures == 0 { logger.warning("Claim failed; retrying with backoff", metadata: ["error": "\(error)"]) }
@@ -98,11 +109,24 @@ public struct WorkerPool: Service {
                 for lease in leases {
                     state.started()
                     jobs.addTask {
-                        await runner.run(lease)
-                        state.finished()
+                        await runner.run(lease) { state.finished() }
                     }
                 }
+                // Nothing ready: block until an enqueue wakes the queue (finishing jobs record themselves meanwhile).
+                guard leases.isEmpty, free > 0, acks.enterDirect() else { continue }
+                do {
+                    try await cancelWhenGracefulShutdown {
+                        try await driver.waitForWork(on: configuration.queues, wait: configuration.claimWait)
+                    }
+                } catch {
+                    if !(Task.isShuttingDownGracefully || Task.isCancelled) {
+                        try? await Task.sleep(for: .milliseconds(100))  // Redis down: the next claim reports it
+                    }
+                }
+                acks.leaveDirect()
             }
+            // Stopped claiming: outcomes still waiting, and those of jobs finishing during the grace, are recorded directly.
+            await acks.close()
         }  // returns once the running jobs have finished
     }
 
@@ -145,6 +169,9 @@ private final class PoolState: Sendable {
         running.subtract(1, ordering: .acquiringAndReleasing)
         bell.yield()
     }
+
+    /// Wakes the claim loop (a finished job's outcome is waiting to be recorded).
+    func ring() { bell.yield() }
 
     /// Waits until some job finishes (returns at once if one finished since the last wait).
     /// Only the claim loop waits, so the stream has one consumer at a time.

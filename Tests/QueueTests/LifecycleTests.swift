@@ -139,6 +139,36 @@ struct LifecycleTests {
         }
     }
 
+    @Test func oneCallCompletesFinishedJobsAndLeasesTheNext() async throws {
+        try await withTestQueue { t in
+            let ids = try await t.driver.enqueue((0..<6).map { Job(type: "t", payload: "\($0)") }, actor: nil).map(\.job.id)
+            let other = try await t.driver.enqueue(Job(type: "t", queue: "other"), actor: nil).job!
+            let first = try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero, max: 3)
+            let elsewhere = try await t.driver.claim(from: ["other"], worker: worker, lease: .seconds(30), wait: .zero, max: 1)
+            // Two of this queue's jobs, one of another queue's and one stale lease (job 0 completed twice) in one call.
+            let finished = [
+                Completion(lease: first[0], result: #"{"n":0}"#), Completion(lease: first[1], result: nil),
+                Completion(lease: elsewhere[0], result: "1"), Completion(lease: first[0], result: nil),
+            ]
+            let reply = try await t.driver.completeAndClaim(finished, from: [.default], worker: worker, lease: .seconds(30), max: 2)
+            #expect(reply.completed == [true, true, true, false])
+            #expect(reply.leases.map(\.job.id) == Array(ids[3..<5]))
+            #expect(reply.leases.allSatisfy { $0.job.state == .active && $0.job.attempts == 1 && $0.job.seq == 2 })
+            #expect(try await t.driver.job(ids[0])?.state == .completed)
+            #expect(try await t.driver.job(ids[0])?.result == #"{"n":0}"#)
+            #expect(try await t.driver.job(other.id)?.state == .completed)
+            #expect(try await t.driver.job(ids[2])?.state == .active)
+            let counts = try await t.driver.counts(.default)
+            #expect(counts.completed == 2 && counts.active == 3 && counts.pending == 1)
+            try await expectEvents(t, ids[0], ["enqueued", "started", "completed"])
+            // With no room to lease, the call only completes.
+            let done = try await t.driver.completeAndClaim([Completion(lease: first[2], result: nil)], from: [.default], worker: worker, lease: .seconds(30), max: 0)
+            #expect(done.completed == [true] && done.leases.isEmpty)
+            #expect(try await t.driver.complete(reply.leases.map { Completion(lease: $0, result: nil) }) == [true, true])
+            #expect(try await t.driver.counts(.default).completed == 5)
+        }
+    }
+
     @Test func delayedJobsArePromotedOnlyWhenDue() async throws {
         try await withTestQueue { t in
             let runAt = Date().addingTimeInterval(3600)

@@ -138,6 +138,34 @@ struct WorkerPoolTests {
         }
     }
 
+    /// Outcomes ride with the next claim (and are recorded by the jobs themselves while the pool waits for work):
+    /// every job ends completed once, with one attempt and a gap-free history, however the calls were batched.
+    @Test func aBusyPoolRecordsEveryOutcomeOnce() async throws {
+        try await withTestQueue { t in
+            let p = pool(t, concurrency: 16) {
+                $0.register("maybe-sleep") { context in
+                    if context.payload.hasSuffix("0") { try await Task.sleep(for: .milliseconds(5)) }
+                    return context.payload
+                }
+            }
+            let total = 400
+            try await withRunningServices([p]) {
+                let ids = try await t.driver.enqueue((0..<total).map { Job(type: "maybe-sleep", payload: "\($0)") }, actor: nil).map(\.job.id)
+                try await eventually("every job to complete") { try await t.driver.counts(.default).completed == total }
+                let events = try await t.driver.events(of: .default, count: 10 * total)
+                for (n, id) in ids.enumerated() {
+                    let job = try #require(try await t.driver.job(id))
+                    #expect(job.state == .completed && job.attempts == 1 && job.result == "\(n)")
+                    #expect(events.filter { $0.jobID == id }.map(\.event) == ["enqueued", "started", "completed"])
+                }
+                // A few more after the pool went idle: recorded while the claim loop blocks for new work.
+                let late = try await t.driver.enqueue((0..<5).map { Job(type: "maybe-sleep", payload: "\($0)") }, actor: nil).map(\.job.id)
+                for id in late { #expect(try await t.finished(id).state == .completed) }
+            }
+            #expect(try await t.driver.counts(.default).completed == total + 5)
+        }
+    }
+
     @Test func progressAndHeartbeatAreVisible() async throws {
         try await withTestQueue { t in
             let release = Atomic<Bool>(false)

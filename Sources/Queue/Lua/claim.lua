@@ -1,39 +1,56 @@
--- claim.lua: lease up to ARGV[6] of the best ready jobs of one queue to a worker (strict priority, FIFO within one).
+-- claim.lua: complete the worker's finished jobs of one queue, then lease up to ARGV[5] of its best ready jobs
+-- (strict priority, FIFO within one): a busy worker needs one call per batch of jobs, not two per job.
 -- KEYS[1] pending (ZSET)  KEYS[2] active (ZSET)  KEYS[3] events (STREAM)  KEYS[4] paused (STRING)  KEYS[5] wake (LIST)
--- ARGV[1] unused (the lease runs on Redis' clock: TIME)  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] job key prefix  ARGV[5] lease token prefix
--- ARGV[6] most jobs to lease  ARGV[7..] the job fields to return (HMGET, in order)
--- Returns a list of jobs (each the values of the fields ARGV[7..]; job i holds lease token ARGV[5]..':'..i),
--- or false when the queue is empty or paused. A queue found empty or paused also clears its wake list,
--- so a blocked claimer wakes only for new work.
+-- KEYS[6] stats (HASH)
+-- ARGV[1] lease ms  ARGV[2] worker id  ARGV[3] job key prefix  ARGV[4] lease token prefix  ARGV[5] most jobs to lease
+-- ARGV[6] completed TTL ms  ARGV[7] n, the jobs to complete first, then n triples (id, lease token, result)
+-- ARGV[8 + 3n..] the job fields to return (HMGET, in order); they must include type, state, attempts, seq, runAt,
+-- startedAt, updatedAt, worker and leaseUntil.
+-- Returns { completed (one 1/0 per job to complete, as complete.lua), leased } where leased lists the leased jobs
+-- (each the values of the fields; job i holds lease token ARGV[4]..':'..i). The lease runs on Redis' clock (TIME).
+-- A queue found empty or paused clears its wake list, so a blocked claimer wakes only for new work.
+local now = nowMs()
+local n = tonumber(ARGV[7])
+local completed = completeAll(KEYS[2], KEYS[3], KEYS[6], ARGV[3], now, tonumber(ARGV[6]), 8, n)
+local want = tonumber(ARGV[5])
+if want == 0 then return { completed, {} } end
 if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('DEL', KEYS[5])
-  return false
+  return { completed, {} }
 end
-local now = nowMs()
-local deadline = now + tonumber(ARGV[2])
-local want = tonumber(ARGV[6])
-local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
-local leased = {}
+local deadline = now + tonumber(ARGV[1])
+local fields, at = {}, {}
+for i = 8 + 3 * n, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+  at[ARGV[i]] = #fields
+end
+local leased, active = {}, {}
 while #leased < want do
-  local popped = redis.call('ZPOPMIN', KEYS[1])
+  local popped = redis.call('ZPOPMIN', KEYS[1], want - #leased)
   if #popped == 0 then
     redis.call('DEL', KEYS[5])
     break
   end
-  local id = popped[1]
-  local jobKey = ARGV[4] .. id
-  -- A pending id whose hash is gone (purged by hand) is skipped.
-  if redis.call('EXISTS', jobKey) == 1 then
-    local attempt = redis.call('HINCRBY', jobKey, 'attempts', 1)
-    local token = ARGV[5] .. ':' .. (#leased + 1)
-    redis.call('HSET', jobKey, 'state', 'active', 'startedAt', now, 'updatedAt', now, 'worker', ARGV[3], 'lease', token,
-      'leaseUntil', deadline)
-    redis.call('HDEL', jobKey, 'runAt')
-    redis.call('ZADD', KEYS[2], deadline, id)
-    emit(KEYS[3], jobKey, id, 'started', 'active', attempt, now, { 'worker', ARGV[3] })
-    leased[#leased + 1] = redis.call('HMGET', jobKey, unpack(fields))
+  for p = 1, #popped, 2 do
+    local id = popped[p]
+    local jobKey = ARGV[3] .. id
+    local v = redis.call('HMGET', jobKey, unpack(fields))
+    -- A pending id whose hash is gone (purged by hand) is skipped.
+    if v[at.type] then
+      local attempt = (tonumber(v[at.attempts]) or 0) + 1
+      local seq = (tonumber(v[at.seq]) or 0) + 1
+      local token = ARGV[4] .. ':' .. (#leased + 1)
+      redis.call('HSET', jobKey, 'state', 'active', 'attempts', attempt, 'seq', seq, 'startedAt', now, 'updatedAt', now,
+        'worker', ARGV[2], 'lease', token, 'leaseUntil', deadline)
+      if v[at.runAt] then redis.call('HDEL', jobKey, 'runAt') end
+      appendEvent(KEYS[3], id, seq, 'started', 'active', attempt, now, { 'worker', ARGV[2] })
+      v[at.state], v[at.attempts], v[at.seq], v[at.runAt] = 'active', attempt, seq, false
+      v[at.startedAt], v[at.updatedAt], v[at.worker], v[at.leaseUntil] = now, now, ARGV[2], deadline
+      leased[#leased + 1] = v
+      active[#active + 1] = deadline
+      active[#active + 1] = id
+    end
   end
 end
-if #leased == 0 then return false end
-return leased
+if #active > 0 then redis.call('ZADD', KEYS[2], unpack(active)) end
+return { completed, leased }

@@ -10,9 +10,9 @@
 local WAKE_MAX = 1000
 local BANDS = { critical = 0, high = 1, normal = 2, low = 3 }
 
--- Appends one event for the job at jobKey, bumping its seq. `extra` is a flat list of field, value.
-local function emit(eventsKey, jobKey, id, event, state, attempt, now, extra)
-  local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+-- Appends one event for job `id` with the given seq (the caller stores seq in the job's hash). `extra` is a flat
+-- list of field, value; empty values are left out.
+local function appendEvent(eventsKey, id, seq, event, state, attempt, now, extra)
   local args = { 'XADD', eventsKey, '*',
     'job', id, 'seq', seq, 'event', event, 'state', state, 'attempt', attempt or 0, 'at', now }
   if extra then
@@ -24,6 +24,12 @@ local function emit(eventsKey, jobKey, id, event, state, attempt, now, extra)
     end
   end
   redis.call(unpack(args))
+end
+
+-- Appends one event for the job at jobKey, bumping its seq.
+local function emit(eventsKey, jobKey, id, event, state, attempt, now, extra)
+  local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+  appendEvent(eventsKey, id, seq, event, state, attempt, now, extra)
   return seq
 end
 
@@ -91,3 +97,38 @@ local function failAttempt(k, jobKey, id, now, err, event, jitter, deadTtl)
   return { 'retrying', runAt }
 end
 
+
+-- Completes the active job `id` if it is still held under lease `token`: 1, or 0 (the result is then dropped).
+-- The caller takes completed ids out of the active set and counts them (once per call, not per job).
+-- One HMGET reads the lease check and everything the event needs; seq is set, not incremented.
+local function completeJob(eventsKey, jobKey, id, token, now, result, ttl)
+  local h = redis.call('HMGET', jobKey, 'state', 'lease', 'attempts', 'startedAt', 'worker', 'seq')
+  if h[1] ~= 'active' or h[2] ~= token then return 0 end
+  local seq = (tonumber(h[6]) or 0) + 1
+  if result ~= '' then
+    redis.call('HSET', jobKey, 'state', 'completed', 'finishedAt', now, 'updatedAt', now, 'seq', seq, 'result', result)
+  else
+    redis.call('HSET', jobKey, 'state', 'completed', 'finishedAt', now, 'updatedAt', now, 'seq', seq)
+  end
+  redis.call('HDEL', jobKey, 'leaseUntil', 'lease')
+  appendEvent(eventsKey, id, seq, 'completed', 'completed', h[3], now,
+    { 'worker', h[5], 'result', result, 'runMs', h[4] and (now - tonumber(h[4])) or false })
+  if ttl > 0 then redis.call('PEXPIRE', jobKey, ttl) end
+  return 1
+end
+
+-- Completes `count` jobs given as ARGV triples (id, lease token, result) from ARGV[first]. Returns one 1/0 per job.
+local function completeAll(activeKey, eventsKey, statsKey, jobKeyPrefix, now, ttl, first, count)
+  local done, ids = {}, {}
+  for i = 0, count - 1 do
+    local a = first + i * 3
+    local ok = completeJob(eventsKey, jobKeyPrefix .. ARGV[a], ARGV[a], ARGV[a + 1], now, ARGV[a + 2], ttl)
+    done[#done + 1] = ok
+    if ok == 1 then ids[#ids + 1] = ARGV[a] end
+  end
+  if #ids > 0 then
+    redis.call('ZREM', activeKey, unpack(ids))
+    redis.call('HINCRBY', statsKey, 'completed', #ids)
+  end
+  return done
+end

@@ -23,10 +23,10 @@ public struct RedisScript: Sendable {
 /// Every script the queue runs. A new script is a `.lua` file, a line here, a name in Package.swift.
 public enum Scripts {
     static let enqueue = RedisScript("enqueue", PackageResources.enqueue_lua, keys: 8)
-    static let claim = RedisScript("claim", PackageResources.claim_lua, keys: 5)
+    static let claim = RedisScript("claim", PackageResources.claim_lua, keys: 6)
     static let renew = RedisScript("renew", PackageResources.renew_lua, keys: 2)
     static let progress = RedisScript("progress", PackageResources.progress_lua, keys: 2)
-    static let complete = RedisScript("complete", PackageResources.complete_lua, keys: 4)
+    static let complete = RedisScript("complete", PackageResources.complete_lua, keys: 3)
     static let fail = RedisScript("fail", PackageResources.fail_lua, keys: 6)
     static let release = RedisScript("release", PackageResources.release_lua, keys: 6)
     static let promote = RedisScript("promote", PackageResources.promote_lua, keys: 6)
