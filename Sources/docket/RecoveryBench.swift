@@ -73,29 +73,12 @@ extension Docket {
         }
 
         private func timed(_ redis: RedisClient, _ body: () async throws -> Recovery.Report) async throws -> Timing {
-            let redisBefore = try await redisCPU(redis)
-            let cpuBefore = processCPU()
+            let redisBefore = try await CPUTime.redis(redis)
+            let cpuBefore = CPUTime.own()
             let start = ContinuousClock.now
             let report = try await body()
             let wall = start.duration(to: .now)
-            return Timing(report: report, wall: wall, cpu: processCPU() - cpuBefore, redisCPU: try await redisCPU(redis) - redisBefore)
-        }
-
-        /// used_cpu_user + used_cpu_sys of redis-server (INFO cpu).
-        private func redisCPU(_ redis: RedisClient) async throws -> Double {
-            let text = try await redis.send("INFO", "cpu").string ?? ""
-            return text.split(whereSeparator: \.isNewline).reduce(0) { sum, line in
-                let parts = line.split(separator: ":")
-                guard parts.count == 2, parts[0] == "used_cpu_user" || parts[0] == "used_cpu_sys" else { return sum }
-                return sum + (Double(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0)
-            }
-        }
-
-        /// This process's user + system CPU seconds.
-        private func processCPU() -> Double {
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+            return Timing(report: report, wall: wall, cpu: CPUTime.own() - cpuBefore, redisCPU: try await CPUTime.redis(redis) - redisBefore)
         }
 
         /// Writes the journal; returns the live jobs.
