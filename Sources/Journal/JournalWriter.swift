@@ -118,9 +118,20 @@ public actor JournalWriter: Service {
     static func apply(_ write: JournalWrite, _ db: Database, conflicts: inout [JournalEvent]) throws {
         switch write {
         case .events(let events, let spooled):
+            // Consecutive events of one job (seq n, n+1, ...) advance its row with one UPDATE: a started and a
+            // completed event read in one batch cost one row write, not two.
+            var run = RowAdvance?.none
             for event in events {
-                if try !apply(event, spooled: spooled, db) { conflicts.append(event) }
+                guard let inserted = try insert(event, spooled: spooled, db) else {
+                    conflicts.append(event)
+                    continue
+                }
+                guard inserted, event.job == nil else { continue }
+                if run?.extend(with: event) == true { continue }
+                try run?.apply(db)
+                run = RowAdvance(event)
             }
+            try run?.apply(db)
         case .define(let jobs):
             for job in jobs { try define(job, db) }
         case .clearSpooled(let ids):
@@ -154,9 +165,10 @@ public actor JournalWriter: Service {
             ])
     }
 
-    /// Inserts one event; if it is new, creates (enqueued) or advances its job's row. Returns false when the
-    /// `(jobId, seq)` was already journaled with different content (then kept in `journalConflict`).
-    static func apply(_ e: JournalEvent, spooled: Bool, _ db: Database) throws -> Bool {
+    /// Inserts one event and, for an `enqueued` event, its job's row. Returns whether the event is new (other events
+    /// then advance the row, see `RowAdvance`); nil when its `(jobId, seq)` was already journaled with different
+    /// content (then kept in `journalConflict`).
+    static func insert(_ e: JournalEvent, spooled: Bool, _ db: Database) throws -> Bool? {
         try db.cachedStatement(sql: """
             INSERT INTO journalEvent (jobId, seq, at, event, state, attempt, queue, type, worker, error, actor, detail, runMs)
             VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT type FROM job WHERE id = ?)), ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
@@ -164,7 +176,7 @@ public actor JournalWriter: Service {
                 e.jobID.rawValue, e.seq, e.at.millis, e.event, e.state.rawValue, e.attempt, e.queue.rawValue, e.type?.rawValue, e.jobID.rawValue,
                 e.worker, e.error, e.actor, e.detail, e.runMs,
             ])
-        guard db.changesCount > 0 else { return try replayed(e, db) }
+        guard db.changesCount > 0 else { return try replayed(e, db) ? false : nil }
         if let job = e.job {
             try db.cachedStatement(sql: """
                 INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, runAt,
@@ -175,33 +187,68 @@ public actor JournalWriter: Service {
                     job.timeout.milliseconds, job.backoff.base.milliseconds, job.backoff.max.milliseconds, job.runAt?.millis,
                     job.idempotencyKey, e.state.rawValue, job.createdAt.millis, e.at.millis, e.seq, spooled ? 1 : 0,
                 ])
+        }
+        return true
+    }
+
+    /// What one or more consecutive new events of one job (seq n, n+1, ...) do to its row: the last event's state,
+    /// attempt, time and seq; the latest start, error, result, progress and runAt among them. Applied once, only
+    /// forward in seq, exactly as the events applied one by one would leave the row.
+    struct RowAdvance {
+        var last: JournalEvent
+        var startedAt: Int64?, error: String?, result: String?, progress: String?, runAt: Int64?
+
+        init(_ e: JournalEvent) {
+            last = e
+            take(e)
+        }
+
+        /// Takes `e` in if it is the same job's next seq.
+        mutating func extend(with e: JournalEvent) -> Bool {
+            guard e.jobID == last.jobID, e.seq == last.seq + 1 else { return false }
+            last = e
+            take(e)
             return true
         }
-        // A job first seen mid-life whose definition Redis no longer had (the ingestor defines the others
-        // first): a row marked undefined, which recovery never restores.
-        try db.cachedStatement(sql: """
-            INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, state,
-              createdAt, updatedAt, lastSeq, defined)
-            VALUES (?, ?, ?, 'null', 'normal', 0, 0, 0, 0, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING
-            """).execute(arguments: [e.jobID.rawValue, e.type?.rawValue ?? "unknown", e.queue.rawValue, e.state.rawValue, e.at.millis, e.at.millis])
-        // Advance the row (only forward in seq). Kept fields are passed as NULL and COALESCEd; the values are
-        // decided here rather than by CASE expressions, so the statement binds 12 arguments, not 25.
-        try db.cachedStatement(sql: """
-            UPDATE job SET state = ?, attempts = ?, updatedAt = ?, lastSeq = ?, startedAt = COALESCE(?, startedAt), finishedAt = ?,
-              lastError = COALESCE(?, lastError), result = COALESCE(?, result), progress = COALESCE(?, progress),
-              runAt = COALESCE(?, runAt), spooled = 0
-            WHERE id = ? AND lastSeq < ?
-            """).execute(arguments: [
-                e.state.rawValue, e.attempt, e.at.millis, e.seq,
-                e.event == "started" ? e.at.millis : nil,
-                e.state.isTerminal ? e.at.millis : nil,
-                e.error,
-                e.event == "completed" ? e.detail : nil,
-                e.event == "progress" ? e.detail : nil,
-                e.event == "retry_scheduled" ? e.detail.flatMap { Int64($0) } : nil,
-                e.jobID.rawValue, e.seq,
-            ])
-        return true
+
+        private mutating func take(_ e: JournalEvent) {
+            switch e.event {
+            case "started": startedAt = e.at.millis
+            case "completed": result = e.detail ?? result
+            case "progress": progress = e.detail ?? progress
+            case "retry_scheduled": runAt = e.detail.flatMap { Int64($0) } ?? runAt
+            default: break
+            }
+            error = e.error ?? error
+        }
+
+        func apply(_ db: Database) throws {
+            // Kept fields are passed as NULL and COALESCEd; the values are decided here rather than by CASE
+            // expressions, so the statement binds 12 arguments, not 25.
+            let update = try db.cachedStatement(sql: """
+                UPDATE job SET state = ?, attempts = ?, updatedAt = ?, lastSeq = ?, startedAt = COALESCE(?, startedAt), finishedAt = ?,
+                  lastError = COALESCE(?, lastError), result = COALESCE(?, result), progress = COALESCE(?, progress),
+                  runAt = COALESCE(?, runAt), spooled = 0
+                WHERE id = ? AND lastSeq < ?
+                """)
+            let arguments: StatementArguments = [
+                last.state.rawValue, last.attempt, last.at.millis, last.seq, startedAt, last.state.isTerminal ? last.at.millis : nil,
+                error, result, progress, runAt, last.jobID.rawValue, last.seq,
+            ]
+            try update.execute(arguments: arguments)
+            guard db.changesCount == 0 else { return }
+            // No row moved: the row is ahead already, or missing. Missing means a job first seen mid-life whose
+            // definition Redis no longer had (the ingestor defines the others first): a row marked undefined,
+            // which recovery never restores, then advanced like any other.
+            try db.cachedStatement(sql: """
+                INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, state,
+                  createdAt, updatedAt, lastSeq, defined)
+                VALUES (?, ?, ?, 'null', 'normal', 0, 0, 0, 0, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING
+                """).execute(arguments: [
+                    last.jobID.rawValue, last.type?.rawValue ?? "unknown", last.queue.rawValue, last.state.rawValue, last.at.millis, last.at.millis,
+                ])
+            if db.changesCount > 0 { try update.execute(arguments: arguments) }
+        }
     }
 
     /// An event whose (jobId, seq) is journaled already: a replay (true), or a divergence kept as a conflict

@@ -15,36 +15,36 @@ extension Job {
     /// handler use, without field names in the reply or a dictionary per job.
     static let claimFields = [
         Field.id, Field.type, Field.queue, Field.payload, Field.priority, Field.maxAttempts, Field.timeout, Field.backoffBase,
-        Field.backoffMax, Field.runAt, Field.idempotencyKey, Field.state, Field.attempts, Field.createdAt, Field.updatedAt,
-        Field.startedAt, Field.lastError, Field.progress, Field.worker, Field.leaseUntil, Field.seq,
+        Field.backoffMax, Field.runAt, Field.idempotencyKey, Field.attempts, Field.createdAt, Field.lastError, Field.progress, Field.seq,
     ]
 
-    /// Decodes a job from an HMGET of `claimFields`; nil if it is malformed.
-    init?(claimValues reply: RESPValue) {
-        guard let v = reply.array, v.count == Self.claimFields.count else { return nil }
-        func ms(_ i: Int) -> Date? { v[i].string.flatMap { Int64($0) }.map { Date(millis: $0) } }
+    /// Decodes a job just leased by claim.lua from an HMGET of `claimFields` (taken before the claim, with attempts,
+    /// seq and runAt as the claim left them); the claim's own fields (state, start, worker, lease) are given.
+    /// Nil if it is malformed.
+    init?(claimValues reply: RESPValue, startedAt: Date, worker: WorkerID, leaseUntil: Date) {
+        guard case .array(let v) = reply, v.count == Self.claimFields.count else { return nil }
+        func ms(_ i: Int) -> Date? { v[i].int.map { Date(millis: $0) } }
         guard let id = v[0].string.flatMap(JobID.init(rawValue:)), let type = v[1].string.flatMap(JobType.init(rawValue:)),
-            let queue = v[2].string.flatMap(QueueName.init(rawValue:)), let state = v[11].string.flatMap(JobState.init(rawValue:)),
-            let createdAt = ms(13)
+            let queue = v[2].string.flatMap(QueueName.init(rawValue:)), let createdAt = ms(12)
         else { return nil }
         self.init(
             id: id, type: type, payload: v[3].string ?? "null", queue: queue,
             priority: v[4].string.flatMap(Priority.init(rawValue:)) ?? .normal,
-            maxAttempts: v[5].string.flatMap { Int($0) } ?? Job.defaultMaxAttempts,
-            timeout: v[6].string.flatMap { Int64($0) }.map { .milliseconds($0) } ?? Job.defaultTimeout,
+            maxAttempts: v[5].int.map { Int($0) } ?? Job.defaultMaxAttempts,
+            timeout: v[6].int.map { .milliseconds($0) } ?? Job.defaultTimeout,
             backoff: Backoff(
-                base: v[7].string.flatMap { Int64($0) }.map { .milliseconds($0) } ?? Backoff.default.base,
-                max: v[8].string.flatMap { Int64($0) }.map { .milliseconds($0) } ?? Backoff.default.max),
+                base: v[7].int.map { .milliseconds($0) } ?? Backoff.default.base,
+                max: v[8].int.map { .milliseconds($0) } ?? Backoff.default.max),
             runAt: ms(9), idempotencyKey: v[10].string, createdAt: createdAt)
-        self.state = state
-        self.attempts = v[12].string.flatMap { Int($0) } ?? 0
-        self.updatedAt = ms(14) ?? createdAt
-        self.startedAt = ms(15)
-        self.lastError = v[16].string
-        self.progress = v[17].string
-        self.worker = v[18].string.map(WorkerID.init(rawValue:))
-        self.leaseUntil = ms(19)
-        self.seq = v[20].string.flatMap { Int($0) } ?? 0
+        self.state = .active
+        self.attempts = v[11].int.map { Int($0) } ?? 0
+        self.updatedAt = startedAt
+        self.startedAt = startedAt
+        self.lastError = v[13].string
+        self.progress = v[14].string
+        self.worker = worker
+        self.leaseUntil = leaseUntil
+        self.seq = v[15].int.map { Int($0) } ?? 0
     }
 
     /// Decodes a job from HGETALL's flat field/value list; nil if the hash is empty or malformed.

@@ -19,22 +19,40 @@ public struct QueueEvent: Sendable, Hashable {
     public var actor: String? { fields["actor"] }
 
     init?(streamEntry: RESPValue) {
-        guard let entry = streamEntry.array, entry.count == 2, let id = entry[0].string, var fields = entry[1].fieldMap else { return nil }
-        guard let job = fields.removeValue(forKey: "job").flatMap(JobID.init(rawValue:)),
-            let seq = fields.removeValue(forKey: "seq").flatMap({ Int($0) }),
-            let event = fields.removeValue(forKey: "event"),
-            let state = fields.removeValue(forKey: "state").flatMap(JobState.init(rawValue:)),
-            let at = fields.removeValue(forKey: "at").flatMap({ Int64($0) })
-        else { return nil }
+        // Read field by field (no dictionary of every field first): the core fields are matched by their bytes and
+        // only the rest become `fields`. This runs once per event on the ingestion path.
+        guard case .array(let entry) = streamEntry, entry.count == 2, let id = entry[0].string, case .array(let items) = entry[1] else {
+            return nil
+        }
+        var job: JobID?, seq: Int?, event: String?, state: JobState?, at: Int64?, attempt = 0
+        var fields = [String: String]()
+        var i = 0
+        while i + 1 < items.count {
+            defer { i += 2 }
+            guard case .bulkString(let key) = items[i], let value = items[i + 1].string else { continue }
+            switch key {
+            case Self.jobKey: job = JobID(rawValue: value)
+            case Self.seqKey: seq = Int(value)
+            case Self.eventKey: event = value
+            case Self.stateKey: state = JobState(rawValue: value)
+            case Self.atKey: at = Int64(value)
+            case Self.attemptKey: attempt = Int(value) ?? 0
+            default: fields[String(decoding: key, as: UTF8.self)] = value
+            }
+        }
+        guard let job, let seq, let event, let state, let at else { return nil }
         self.streamID = id
         self.jobID = job
         self.seq = seq
         self.event = event
         self.state = state
-        self.attempt = fields.removeValue(forKey: "attempt").flatMap { Int($0) } ?? 0
+        self.attempt = attempt
         self.at = Date(millis: at)
         self.fields = fields
     }
+
+    private static let jobKey = Array("job".utf8), seqKey = Array("seq".utf8), eventKey = Array("event".utf8)
+    private static let stateKey = Array("state".utf8), atKey = Array("at".utf8), attemptKey = Array("attempt".utf8)
 }
 
 extension RedisQueueDriver {

@@ -192,23 +192,21 @@ public final class RedisQueueDriver: QueueDriver {
             return ([], try await complete(completions))
         }
         var completed = [Bool](repeating: false, count: completions.count)
-        guard let pair = try replies[0].get().array, pair.count == 2, let flags = pair[0].array, let hashes = pair[1].array,
-            flags.count == carried.count
-        else { throw QueueError(.unexpectedReply, message: "claim: \(replies[0])") }
+        let claimed = try replies[0].get()
+        guard case .array(let parts) = claimed, parts.count == 4, case .array(let flags) = parts[0], flags.count == carried.count else {
+            throw QueueError(.unexpectedReply, message: "claim: \(claimed)")
+        }
         for (i, flag) in zip(carried, flags) { completed[i] = flag.int == 1 }
         for (group, reply) in zip(groups, replies.dropFirst()) {
             let flags = try Self.completeFlags(reply.get(), count: group.value.count)
             for (i, flag) in zip(group.value, flags) { completed[i] = flag }
         }
-        var leases = try decodeLeases(hashes, token: calls[0].token, worker: worker, lease: lease)
+        var leases = try decodeLeases(claimed, token: calls[0].token, worker: worker)
         // The first queue had nothing ready: try the others in order, as a plain claim.
         for queue in queues.dropFirst() where leases.isEmpty {
             let call = claimCall(queue, completing: [], worker: worker, lease: lease, max: max)
             let reply = try await redis.evalScript(call.script, keys: call.keys, arguments: call.arguments, onRunID: runID)
-            guard let pair = reply.array, pair.count == 2, let hashes = pair[1].array else {
-                throw QueueError(.unexpectedReply, message: "claim: \(reply)")
-            }
-            leases = try decodeLeases(hashes, token: call.token, worker: worker, lease: lease)
+            leases = try decodeLeases(reply, token: call.token, worker: worker)
         }
         return (leases, completed)
     }
@@ -272,9 +270,18 @@ public final class RedisQueueDriver: QueueDriver {
         return flags.map { $0.int == 1 }
     }
 
-    private func decodeLeases(_ hashes: [RESPValue], token: String, worker: WorkerID, lease: Duration) throws -> [Lease] {
-        try hashes.enumerated().map { i, hash in
-            guard let job = Job(claimValues: hash), let deadline = job.leaseUntil else { throw QueueError(.unexpectedReply, message: "claim: \(hash)") }
+    /// The leases of a claim.lua reply: { completed, jobs, start ms, lease deadline ms }.
+    private func decodeLeases(_ reply: RESPValue, token: String, worker: WorkerID) throws -> [Lease] {
+        guard case .array(let parts) = reply, parts.count == 4, case .array(let hashes) = parts[1] else {
+            throw QueueError(.unexpectedReply, message: "claim: \(reply)")
+        }
+        if hashes.isEmpty { return [] }
+        guard let now = parts[2].int, let until = parts[3].int else { throw QueueError(.unexpectedReply, message: "claim: \(reply)") }
+        let startedAt = Date(millis: now), deadline = Date(millis: until)
+        return try hashes.enumerated().map { i, hash in
+            guard let job = Job(claimValues: hash, startedAt: startedAt, worker: worker, leaseUntil: deadline) else {
+                throw QueueError(.unexpectedReply, message: "claim: \(hash)")
+            }
             return Lease(job: job, worker: worker, token: "\(token):\(i + 1)", deadline: deadline)
         }
     }

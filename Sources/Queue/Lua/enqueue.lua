@@ -17,20 +17,21 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 then return { 0, id } end
 local state = 'pending'
 if runAt > now then state = 'scheduled' end
+-- Times go to Redis as the text they came in (see istr); a new job's seq is 1, its `enqueued` event.
 redis.call('HSET', KEYS[1], 'id', id, 'type', ARGV[2], 'queue', ARGV[3], 'payload', ARGV[4],
   'priority', ARGV[5], 'maxAttempts', ARGV[6], 'timeout', ARGV[7], 'backoffBase', ARGV[8],
-  'backoffMax', ARGV[9], 'state', state, 'attempts', 0, 'createdAt', ARGV[15], 'updatedAt', now, 'seq', 0)
-if runAt > 0 then redis.call('HSET', KEYS[1], 'runAt', runAt) end
+  'backoffMax', ARGV[9], 'state', state, 'attempts', '0', 'createdAt', ARGV[15], 'updatedAt', ARGV[11], 'seq', '1')
+if runAt > 0 then redis.call('HSET', KEYS[1], 'runAt', ARGV[10]) end
 if ARGV[12] ~= '' then
   redis.call('HSET', KEYS[1], 'idempotencyKey', ARGV[12])
   redis.call('SET', KEYS[5], id, 'PX', ARGV[13])
 end
-emit(KEYS[4], KEYS[1], id, 'enqueued', state, 0, now, {
+appendEvent(KEYS[4], id, '1', 'enqueued', state, '0', ARGV[11], {
   'actor', ARGV[14], 'type', ARGV[2], 'queue', ARGV[3], 'payload', ARGV[4], 'priority', ARGV[5],
   'maxAttempts', ARGV[6], 'timeout', ARGV[7], 'backoffBase', ARGV[8], 'backoffMax', ARGV[9],
-  'runAt', runAt > 0 and runAt or false, 'idempotencyKey', ARGV[12], 'createdAt', ARGV[15] })
+  'runAt', runAt > 0 and ARGV[10] or false, 'idempotencyKey', ARGV[12], 'createdAt', ARGV[15] })
 if state == 'scheduled' then
-  redis.call('ZADD', KEYS[3], runAt, id)
+  redis.call('ZADD', KEYS[3], ARGV[10], id)
 else
   addPending(KEYS[2], KEYS[7], id, ARGV[5])
   wake(KEYS[6], 1)

@@ -10,6 +10,12 @@
 local WAKE_MAX = 1000
 local BANDS = { critical = 0, high = 1, normal = 2, low = 3 }
 
+-- A whole number as text. Numbers handed to redis.call are printed with "%.17g" (a costly float format);
+-- scripts on the hot path pass text made once with this instead.
+local function istr(n)
+  return string.format('%d', n)
+end
+
 -- Appends one event for job `id` with the given seq (the caller stores seq in the job's hash). `extra` is a flat
 -- list of field, value; empty values are left out.
 local function appendEvent(eventsKey, id, seq, event, state, attempt, now, extra)
@@ -47,7 +53,7 @@ end
 -- Puts id into the pending ZSET: strict priority bands, FIFO within a band (a per-queue counter).
 local function addPending(pendingKey, counterKey, id, priority)
   local n = redis.call('INCR', counterKey)
-  redis.call('ZADD', pendingKey, (BANDS[priority] or 2) * 281474976710656 + n, id)
+  redis.call('ZADD', pendingKey, istr((BANDS[priority] or 2) * 281474976710656 + n), id)
 end
 
 -- Wakes claimers blocked on the queue's wake list.
@@ -101,28 +107,28 @@ end
 -- Completes the active job `id` if it is still held under lease `token`: 1, or 0 (the result is then dropped).
 -- The caller takes completed ids out of the active set and counts them (once per call, not per job).
 -- One HMGET reads the lease check and everything the event needs; seq is set, not incremented.
-local function completeJob(eventsKey, jobKey, id, token, now, result, ttl)
+local function completeJob(eventsKey, jobKey, id, token, now, nowText, result, ttl)
   local h = redis.call('HMGET', jobKey, 'state', 'lease', 'attempts', 'startedAt', 'worker', 'seq')
   if h[1] ~= 'active' or h[2] ~= token then return 0 end
-  local seq = (tonumber(h[6]) or 0) + 1
+  local seq = istr((tonumber(h[6]) or 0) + 1)
   if result ~= '' then
-    redis.call('HSET', jobKey, 'state', 'completed', 'finishedAt', now, 'updatedAt', now, 'seq', seq, 'result', result)
+    redis.call('HSET', jobKey, 'state', 'completed', 'finishedAt', nowText, 'updatedAt', nowText, 'seq', seq, 'result', result)
   else
-    redis.call('HSET', jobKey, 'state', 'completed', 'finishedAt', now, 'updatedAt', now, 'seq', seq)
+    redis.call('HSET', jobKey, 'state', 'completed', 'finishedAt', nowText, 'updatedAt', nowText, 'seq', seq)
   end
   redis.call('HDEL', jobKey, 'leaseUntil', 'lease')
-  appendEvent(eventsKey, id, seq, 'completed', 'completed', h[3], now,
-    { 'worker', h[5], 'result', result, 'runMs', h[4] and (now - tonumber(h[4])) or false })
+  appendEvent(eventsKey, id, seq, 'completed', 'completed', h[3], nowText,
+    { 'worker', h[5], 'result', result, 'runMs', h[4] and istr(now - tonumber(h[4])) or false })
   if ttl > 0 then redis.call('PEXPIRE', jobKey, ttl) end
   return 1
 end
 
 -- Completes `count` jobs given as ARGV triples (id, lease token, result) from ARGV[first]. Returns one 1/0 per job.
 local function completeAll(activeKey, eventsKey, statsKey, jobKeyPrefix, now, ttl, first, count)
-  local done, ids = {}, {}
+  local done, ids, nowText = {}, {}, istr(now)
   for i = 0, count - 1 do
     local a = first + i * 3
-    local ok = completeJob(eventsKey, jobKeyPrefix .. ARGV[a], ARGV[a], ARGV[a + 1], now, ARGV[a + 2], ttl)
+    local ok = completeJob(eventsKey, jobKeyPrefix .. ARGV[a], ARGV[a], ARGV[a + 1], now, nowText, ARGV[a + 2], ttl)
     done[#done + 1] = ok
     if ok == 1 then ids[#ids + 1] = ARGV[a] end
   end
