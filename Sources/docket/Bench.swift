@@ -13,7 +13,8 @@ extension Docket {
                 alone: library enqueues (single, batch), REST enqueues (POST /jobs, POST /jobs/batch; wrk when it is on \
                 PATH, else a built-in load generator), processing of a backlog of no-op jobs, and latency at a fixed \
                 --rate, with CPU µs per job per process and the journal's lag. It prints a table, or one JSON object \
-                with --json. Every child and the Redis it started are stopped on exit, Ctrl-C included.
+                with --json. Every child and the Redis it started are stopped on exit, Ctrl-C included. The journal \
+                and the children's logs live in a temp dir under $TMPDIR (keep it on a real disk: fsync is part of the cost).
 
                 --mode client measures enqueue and claim+complete through Docket's Redis client alone (no server, no \
                 journal); without --redis it starts a throwaway redis-server on a unix socket.
@@ -186,8 +187,9 @@ extension Docket {
             config.keys = RedisKeys(prefix: "bench-\(UUID().uuidString.prefix(6).lowercased())")
             let payload = "\"" + String(repeating: "x", count: max(0, payloadBytes - 2)) + "\""
             func line(_ name: String, _ m: Measured) -> String {
-                String(format: "%-28@ %9.0f jobs/s   p50 %6.2f ms   p99 %6.2f ms   (%d jobs in %.2fs)",
-                       name as NSString, m.perSecond, m.latency?.p50 ?? 0, m.latency?.p99 ?? 0, m.units, m.seconds)
+                name.padding(toLength: max(28, name.count), withPad: " ", startingAt: 0)
+                    + String(format: " %9.0f jobs/s   p50 %6.2f ms   p99 %6.2f ms   (%d jobs in %.2fs)",
+                             m.perSecond, m.latency?.p50 ?? 0, m.latency?.p99 ?? 0, m.units, m.seconds)
             }
             if enqueueOnly {
                 guard let jobType = JobType(rawValue: type), let queueName = QueueName(rawValue: queue) else {

@@ -61,7 +61,7 @@ final class BenchProgress: Sendable {
     }
 }
 
-/// Percentiles of a sample (nearest rank, as `docket bench` has always reported them).
+/// Percentiles of a sample (nearest rank, as `docket bench` has always reported them), to 3 decimal places.
 struct Percentiles: Codable, Sendable {
     var p50: Double
     var p95: Double
@@ -74,8 +74,8 @@ extension Percentiles {
     init?(_ values: [Double]) {
         guard !values.isEmpty else { return nil }
         let sorted = values.sorted()
-        func at(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-        self.init(p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sorted[sorted.count - 1], samples: sorted.count)
+        func at(_ p: Double) -> Double { (sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000).rounded() / 1000 }
+        self.init(p50: at(0.5), p95: at(0.95), p99: at(0.99), max: at(1), samples: sorted.count)
     }
 }
 

@@ -126,10 +126,8 @@ private final class Session {
     let payload: String
     var serve: BenchChildren.Child?
     var port = 0
-    var journal: Journal?
     var workers = [BenchChildren.Child]()
     var phases = [String: SystemBenchReport.Phase]()
-    var processIDs = [JobID]()
 
     init(options: SystemBench.Options, children: BenchChildren, logger: Logger) async throws {
         self.options = options
@@ -186,9 +184,7 @@ private final class Session {
             self.port = port
             return true
         }
-        let journal = try Journal.open(path: data.appendingPathComponent("journal.sqlite").path, logger: logger)
-        self.journal = journal
-        return journal
+        return try Journal.open(path: data.appendingPathComponent("journal.sqlite").path, logger: logger)
     }
 
     /// Starts the `docket work` processes (claiming from the process queue only) and waits until each registered.
@@ -227,7 +223,8 @@ private final class Session {
         let redis = (after.redis - before.redis) * scale
         let work = ((work ?? after.work) - before.work) * scale
         let client = client.map { $0 * scale }
-        return .init(client: client, serve: serve, redis: redis, work: work, total: serve + redis + work + (client ?? 0))
+        return .init(client: client?.rounded(to: 1), serve: serve.rounded(to: 1), redis: redis.rounded(to: 1), work: work.rounded(to: 1),
+                     total: (serve + redis + work + (client ?? 0)).rounded(to: 1))
     }
 
     /// Waits until the journal has committed every stream entry of `queues` (its cursor reached each stream's
@@ -238,7 +235,7 @@ private final class Session {
             let cursors = try await journal.reader.cursors()
             for queue in queues {
                 let newest = try await driver.lastStreamID(of: queue)
-                guard let last = StreamID(newest), last > StreamID("0-0")! else { continue }
+                guard newest != "0-0", let last = StreamID(newest) else { continue }
                 guard let cursor = cursors[queue].flatMap(StreamID.init), cursor >= last else { return false }
             }
             return true
@@ -300,8 +297,9 @@ private final class Session {
         let client = try await cpu().client - before.client
         let end = Date()
         let journaled = try await waitForJournal(journal, [phase.queue])
-        record(phase, jobs: measured.units, seconds: measured.seconds, calls: measured.calls, latency: measured.latency,
-               journaled: journaled.timeIntervalSince(end), cpu: perJob(measured.units, before, try await cpu(), client: client))
+        phases[phase.rawValue] = figures(
+            jobs: measured.units, seconds: measured.seconds, calls: measured.calls, latency: measured.latency,
+            journaled: journaled.timeIntervalSince(end), cpu: perJob(measured.units, before, try await cpu(), client: client))
     }
 
     /// REST enqueues: POST /jobs (`--connections`) or POST /jobs/batch with `--batch` jobs (`--batch-connections`).
@@ -330,8 +328,9 @@ private final class Session {
         // The jobs the server took: wrk counts only the answers it read, not the requests its threads left in
         // flight when they stopped, which the server still did (and spent CPU on).
         let jobs = try await driver.counts(queue).pending
-        record(phase, jobs: jobs, seconds: result.seconds, calls: result.requests, latency: result.latency,
-               journaled: journaled.timeIntervalSince(end), cpu: perJob(jobs, before, try await cpu(), client: result.clientCPU))
+        phases[phase.rawValue] = figures(
+            jobs: jobs, seconds: result.seconds, calls: result.requests, latency: result.latency,
+            journaled: journaled.timeIntervalSince(end), cpu: perJob(jobs, before, try await cpu(), client: result.clientCPU))
     }
 
     /// Processing: `--jobs` no-op jobs wait in a paused queue (the workers already started and idle, the journal
@@ -341,7 +340,6 @@ private final class Session {
         try await driver.pause(queue)
         try await startWorkers()
         let jobs = (0..<options.jobs).map { _ in makeJob(queue) }
-        processIDs = jobs.map(\.id)
         _ = try await enqueue(BenchProgress("process: enqueue the backlog", total: jobs.count), jobs, batch: options.batch, inFlight: options.batchConnections)
         try await waitForJournal(journal, [queue])
         let baseline = try await driver.counts(queue).completed
@@ -362,13 +360,12 @@ private final class Session {
         let after = try await cpu()
         let timing = try await timestamps(jobs.map(\.id), queue)
         let seconds = timing.lastFinish.timeIntervalSince(resumed)
-        var figures = SystemBenchReport.Phase(
-            jobs: jobs.count, seconds: seconds, jobsPerSecond: Double(jobs.count) / seconds,
-            journaledAfterSeconds: journaled.0.timeIntervalSince(timing.lastFinish),
-            cpuMicrosPerJob: perJob(jobs.count, before, after, client: nil, work: journaled.1))
-        figures.startToCompleteMs = timing.startToComplete
-        figures.journalLagMs = lag
-        phases[Phase.process.rawValue] = figures
+        var result = figures(
+            jobs: jobs.count, seconds: seconds, journaled: journaled.0.timeIntervalSince(timing.lastFinish),
+            cpu: perJob(jobs.count, before, after, client: nil, work: journaled.1))
+        result.startToCompleteMs = timing.startToComplete
+        result.journalLagMs = lag
+        phases[Phase.process.rawValue] = result
     }
 
     /// Latency at a fixed offered rate: `--rate` jobs/s, one per call, for `--rate-seconds`, on an otherwise idle
@@ -409,21 +406,23 @@ private final class Session {
         let after = try await cpu()
         let timing = try await timestamps(ids, queue)
         let seconds = timing.lastFinish.timeIntervalSince(timing.firstEnqueue)
-        var figures = SystemBenchReport.Phase(
-            jobs: count, seconds: seconds, jobsPerSecond: Double(count) / seconds,
-            journaledAfterSeconds: journaled.timeIntervalSince(timing.lastFinish), cpuMicrosPerJob: perJob(count, before, after, client: nil))
-        figures.enqueueToStartMs = timing.enqueueToStart
-        figures.enqueueToCompleteMs = timing.enqueueToComplete
-        figures.startToCompleteMs = timing.startToComplete
-        figures.journalLagMs = lag
-        figures.offeredRate = offered
-        phases[Phase.latency.rawValue] = figures
+        var result = figures(
+            jobs: count, seconds: seconds, journaled: journaled.timeIntervalSince(timing.lastFinish), cpu: perJob(count, before, after, client: nil))
+        result.enqueueToStartMs = timing.enqueueToStart
+        result.enqueueToCompleteMs = timing.enqueueToComplete
+        result.startToCompleteMs = timing.startToComplete
+        result.journalLagMs = lag
+        result.offeredRate = offered.rounded(to: 1)
+        phases[Phase.latency.rawValue] = result
     }
 
-    private func record(_ phase: Phase, jobs: Int, seconds: Double, calls: Int, latency: Percentiles?, journaled: Double, cpu: SystemBenchReport.CPU) {
-        phases[phase.rawValue] = .init(
-            jobs: jobs, seconds: seconds, jobsPerSecond: Double(jobs) / seconds, calls: calls, callsPerSecond: Double(calls) / seconds,
-            callLatencyMs: latency, journaledAfterSeconds: journaled, cpuMicrosPerJob: cpu)
+    /// A phase's figures, rounded for print (rates to 0.1/s, times to 1 ms).
+    private func figures(jobs: Int, seconds: Double, calls: Int? = nil, latency: Percentiles? = nil, journaled: Double,
+                         cpu: SystemBenchReport.CPU) -> SystemBenchReport.Phase {
+        .init(
+            jobs: jobs, seconds: seconds.rounded(to: 3), jobsPerSecond: (Double(jobs) / seconds).rounded(to: 1), calls: calls,
+            callsPerSecond: calls.map { (Double($0) / seconds).rounded(to: 1) }, callLatencyMs: latency,
+            journaledAfterSeconds: journaled.rounded(to: 3), cpuMicrosPerJob: cpu)
     }
 
     // MARK: Job timestamps and the journal check
@@ -534,5 +533,13 @@ extension SystemBenchReport {
         print()
         print("journal: \(j.enqueuedInJournal) of \(j.enqueuedInRedis) enqueued jobs and \(j.completedInJournal) of \(j.completedInRedis) completed "
               + "journaled, \(j.conflicts) conflicts: \(j.complete ? "complete" : "INCOMPLETE")")
+    }
+}
+
+extension Double {
+    /// Rounded to `places` decimal places.
+    func rounded(to places: Int) -> Double {
+        let scale = pow(10, Double(places))
+        return (self * scale).rounded() / scale
     }
 }
