@@ -115,30 +115,35 @@ extension Docket {
         // MARK: System mode
 
         private func runSystem() async throws {
-            var logger = try global.logger("docket.bench")
-            logger.logLevel = max(logger.logLevel, .warning)
+            let logger = try {
+                var logger = try global.logger("docket.bench")
+                logger.logLevel = max(logger.logLevel, .warning)
+                return logger
+            }()
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("docket-bench-\(UUID().uuidString.prefix(8))")
             let children = try BenchChildren(directory: directory)
-            var options = SystemBench.Options(
+            let given = global.redis ?? env("DOCKET_REDIS_URL")
+            _ = try global.redisURL()  // validates --redis
+            _ = try global.keys()  // validates --prefix
+            let options = SystemBench.Options(
                 jobs: jobs ?? 50_000, workers: workers, concurrency: concurrency ?? 16, connections: connections, batch: batch ?? 1000,
                 batchConnections: batchConnections, rate: rate, rateSeconds: rateSeconds, payloadBytes: payloadBytes,
-                phases: try selectedPhases(), wrk: httpClient == .builtin ? nil : BenchChildren.onPath("wrk"), redis: "", managedRedis: false,
+                phases: try selectedPhases(), wrk: httpClient == .builtin ? nil : BenchChildren.onPath("wrk"), redis: given ?? "",
+                managedRedis: given == nil,
                 // A prefix of its own, so a shared Redis keeps its data (and the run's keys are removed after).
                 prefix: global.prefix ?? "bench-\(UUID().uuidString.prefix(6).lowercased())")
             let report: SystemBenchReport
             do {
-                _ = try global.keys()  // validates --prefix
-                if let given = global.redis ?? env("DOCKET_REDIS_URL") {
-                    _ = try global.redisURL()
-                    options.redis = given
-                } else {
-                    let managed = try await ManagedRedis.start(directory: directory.appendingPathComponent("redis"), appendOnly: false, tcp: true, logger: logger)
-                    children.adopt("redis-server", managed.process, log: directory.appendingPathComponent("redis/redis.log").path)
-                    options.redis = "\(managed.url)"
-                    options.managedRedis = true
+                report = try await cancellingOnSignals {
+                    var options = options
+                    if options.managedRedis {
+                        let managed = try await ManagedRedis.start(
+                            directory: directory.appendingPathComponent("redis"), appendOnly: false, tcp: true, logger: logger)
+                        children.adopt("redis-server", managed.process, log: managed.directory.appendingPathComponent("redis.log").path)
+                        options.redis = "\(managed.url)"
+                    }
+                    return try await SystemBench(options: options, children: children, logger: logger).run()
                 }
-                let bench = SystemBench(options: options, children: children, logger: logger)
-                report = try await cancellingOnSignals { try await bench.run() }
             } catch {
                 await cleanUp(children, options, logger: logger)
                 if error is CancellationError {
@@ -157,13 +162,11 @@ extension Docket {
             }
         }
 
-        /// Stops every child (workers, server, then Redis), removes the run's keys from a Redis it did not start,
-        /// and deletes the temp dir.
+        /// Stops every child (workers, server, then Redis), removes the run's keys from a Redis it did not start
+        /// (unless --prefix named them), and deletes the temp dir.
         private func cleanUp(_ children: BenchChildren, _ options: SystemBench.Options, logger: Logger) async {
             await children.stopAll()
-            if !options.managedRedis, !options.redis.isEmpty, global.prefix == nil, let url = try? RedisURL(options.redis),
-                let redis = try? await connect(url, logger: logger)
-            {
+            if !options.managedRedis, global.prefix == nil, let url = try? RedisURL(options.redis), let redis = try? await connect(url, logger: logger) {
                 try? await deleteKeys(redis, prefix: options.prefix)
                 redis.shutdown()
             }

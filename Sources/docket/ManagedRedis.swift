@@ -53,19 +53,23 @@ final class ManagedRedis: Sendable {
         let redis = ManagedRedis(directory: directory, process: process, url: url)
         let client = RedisClient(url: redis.url, logger: logger)
         defer { client.shutdown() }
-        let deadline = ContinuousClock.now + .seconds(15)
-        while ContinuousClock.now < deadline {
-            if let status = process.exitStatus() {
-                throw CLIError("redis-server exited with status \(status); see \(log)")
+        do {
+            let deadline = ContinuousClock.now + .seconds(15)
+            while ContinuousClock.now < deadline {
+                if let status = process.exitStatus() {
+                    throw CLIError("redis-server exited with status \(status); see \(log)")
+                }
+                if tcp || FileManager.default.fileExists(atPath: socket), await client.ping() {
+                    logger.info("Started managed redis-server", metadata: ["redis.url": "\(redis.url)", "process.pid": "\(process.pid)"])
+                    return redis
+                }
+                try await Task.sleep(for: .milliseconds(20))
             }
-            if tcp || FileManager.default.fileExists(atPath: socket), await client.ping() {
-                logger.info("Started managed redis-server", metadata: ["redis.url": "\(redis.url)", "process.pid": "\(process.pid)"])
-                return redis
-            }
-            try await Task.sleep(for: .milliseconds(20))
+            throw CLIError("redis-server did not start within 15s; see \(log)")
+        } catch {
+            redis.stop()  // also when cancelled: no server is left behind
+            throw error
         }
-        redis.stop()
-        throw CLIError("redis-server did not start within 15s; see \(log)")
     }
 
     private init(directory: URL, process: SpawnedProcess, url: RedisURL) {
