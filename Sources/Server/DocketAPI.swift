@@ -77,13 +77,13 @@ public struct DocketAPI: Sendable {
 
     // MARK: Enqueue
 
-    private func body(_ request: Request, _ context: DocketContext) async throws -> JSONValue {
+    private func body(_ request: Request, _ context: DocketContext, verbatim: Set<String> = []) async throws -> JSONValue {
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json", field: "Content-Type")
         }
         var request = request
         let buffer = try await request.collectBody(upTo: configuration.maxBody)
-        return try JSONValue.parse(Array(buffer.readableBytesView))
+        return try JSONValue.parse(Array(buffer.readableBytesView), verbatim: verbatim)
     }
 
     /// The fields of an optional JSON-object body (empty when there is no body); rejects names not in `allowed`.
@@ -95,7 +95,7 @@ public struct DocketAPI: Sendable {
     }
 
     func enqueue(_ request: Request, _ context: DocketContext) async throws -> Response {
-        let job = try EnqueueRequest.job(from: try await body(request, context), maxPayload: configuration.maxPayload)
+        let job = try EnqueueRequest.job(from: try await body(request, context, verbatim: ["payload"]), maxPayload: configuration.maxPayload)
         let outcome = try await queue.enqueue([job], actor: context.actor)[0]
         switch outcome {
         case .created(let job): return Response.json(JobJSON.render(job), status: .created)
@@ -108,7 +108,7 @@ public struct DocketAPI: Sendable {
     }
 
     func enqueueBatch(_ request: Request, _ context: DocketContext) async throws -> Response {
-        guard case .object(let body) = try await body(request, context) else { throw APIError.invalid("body", "must be {\"jobs\": [...]}") }
+        guard case .object(let body) = try await body(request, context, verbatim: ["payload"]) else { throw APIError.invalid("body", "must be {\"jobs\": [...]}") }
         if let unknown = body.keys.sorted().first(where: { $0 != "jobs" }) { throw APIError.invalid(unknown, "unknown field") }
         guard case .array(let items)? = body["jobs"] else { throw APIError.invalid("jobs", "must be an array of jobs") }
         guard (1...1000).contains(items.count) else { throw APIError.invalid("jobs", "must hold 1-1000 jobs") }

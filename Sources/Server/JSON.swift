@@ -1,25 +1,52 @@
 import DocketQueue
 import Foundation
 
-/// Builds JSON text; raw values (payloads, results) are embedded as they were stored.
+/// Builds JSON text in one growing string; raw values (payloads, results) are embedded as they were stored.
 struct JSONObject {
-    private var members: [String] = []
+    private var out = "{"
+
+    private mutating func key(_ key: String) {
+        if out.utf8.count > 1 { out += "," }
+        Self.quote(key, into: &out)
+        out += ":"
+    }
 
     mutating func add(_ key: String, _ value: String?) {
-        members.append("\(Self.quote(key)):\(value.map(Self.quote) ?? "null")")
+        self.key(key)
+        if let value { Self.quote(value, into: &out) } else { out += "null" }
     }
-    mutating func add(_ key: String, _ value: Int?) { members.append("\(Self.quote(key)):\(value.map(String.init) ?? "null")") }
-    mutating func add(_ key: String, _ value: Bool) { members.append("\(Self.quote(key)):\(value)") }
+    mutating func add(_ key: String, _ value: Int?) {
+        self.key(key)
+        out += value.map(String.init) ?? "null"
+    }
+    mutating func add(_ key: String, _ value: Bool) {
+        self.key(key)
+        out += value ? "true" : "false"
+    }
     mutating func add(_ key: String, _ date: Date?) { add(key, date.map(Timestamp.format)) }
-    mutating func add(_ key: String, raw: String?) { members.append("\(Self.quote(key)):\(raw ?? "null")") }
+    mutating func add(_ key: String, raw: String?) {
+        self.key(key)
+        out += raw ?? "null"
+    }
 
-    var text: String { "{" + members.joined(separator: ",") + "}" }
+    var text: String { out + "}" }
 
     static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
 
     static func quote(_ s: String) -> String {
-        var out = "\""
-        out.reserveCapacity(s.utf8.count + 2)
+        var out = ""
+        quote(s, into: &out)
+        return out
+    }
+
+    /// Appends `s` as a JSON string; text with nothing to escape (the usual case) is appended whole.
+    static func quote(_ s: String, into out: inout String) {
+        out += "\""
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -28,17 +55,20 @@ struct JSONObject {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             case _ where scalar.value < 0x20:
-                out += String(format: "\\u%04x", scalar.value)
+                out += scalar.value < 0x10 ? "\\u000" : "\\u001"
+                out += String(scalar.value & 0xF, radix: 16)
             default: out.unicodeScalars.append(scalar)
             }
         }
-        return out + "\""
+        out += "\""
     }
 }
 
 /// A decoded JSON value, strict about types (a number is never a Bool and vice versa).
 indirect enum JSONValue: Codable, Equatable {
     case null, bool(Bool), int(Int64), double(Double), string(String), array([JSONValue]), object([String: JSONValue])
+    /// A value kept as its exact source text (validated JSON), e.g. a payload stored byte for byte.
+    case verbatim(String)
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -61,6 +91,7 @@ indirect enum JSONValue: Codable, Equatable {
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
+        case .verbatim(let text): try c.encode(JSONParser.parse(Array(text.utf8)))
         }
     }
 
@@ -72,42 +103,19 @@ indirect enum JSONValue: Codable, Equatable {
         case .string: "string"
         case .array: "array"
         case .object: "object"
+        case .verbatim(let text): (try? JSONParser.parse(Array(text.utf8)))?.kind ?? "JSON"
         }
     }
 
-    /// Parses a request body: at most `maxDepth` levels of nesting, valid UTF-8, one JSON value.
-    static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws(APIError) -> JSONValue {
-        var depth = 0
-        var inString = false
-        var escaped = false
-        var afterComma = false
-        for byte in bytes {
-            if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\t") { continue }
-            // Foundation's decoder tolerates a trailing comma; JSON does not.
-            if afterComma && (byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}")) { throw APIError.invalid("body", "malformed JSON (trailing comma)") }
-            afterComma = byte == UInt8(ascii: ",")
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth > maxDepth { throw APIError.invalid("body", "JSON nested deeper than \(maxDepth) levels") }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-            default: break
-            }
-        }
+    /// Parses a request body: at most `maxDepth` levels of nesting, valid UTF-8, one JSON value, no duplicate keys.
+    /// Members named in `verbatim` keep their source text.
+    static func parse(_ bytes: [UInt8], maxDepth: Int = 64, verbatim: Set<String> = []) throws(APIError) -> JSONValue {
         guard String(validating: bytes, as: UTF8.self) != nil else { throw APIError.invalid("body", "not valid UTF-8") }
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch {
-            throw APIError.invalid("body", "malformed JSON")
-        }
+        return try JSONParser.parse(bytes, maxDepth: maxDepth, verbatim: verbatim)
     }
 
     var text: String {
+        if case .verbatim(let text) = self { return text }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "null"

@@ -144,6 +144,16 @@ struct CodecTests {
         await #expect(throws: RedisClientError.self) { try await wrong.send("PING") }
     }
 
+    @Test func timestampsFormatAsRFC3339Milliseconds() throws {
+        #expect(Timestamp.format(Date(millis: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(Date(millis: 1_796_000_123_456)) == "2026-11-30T00:55:23.456Z")
+        #expect(Timestamp.format(Date(millis: -1)) == "1969-12-31T23:59:59.999Z")
+        #expect(Timestamp.format(Date(millis: 253_402_300_799_999)) == "9999-12-31T23:59:59.999Z")
+        for ms: Int64 in [1, 999, 1000, 1_764_460_800_007, 951_782_400_000] {
+            #expect(Timestamp.parse(Timestamp.format(Date(millis: ms)))?.millis == ms)
+        }
+    }
+
     @Test func urlsParse() throws {
         let a = try RedisURL("redis://:pw@example.com:6380/2")
         #expect(a.endpoint == .tcp(host: "example.com", port: 6380))

@@ -35,6 +35,22 @@ struct EndpointTests {
         }
     }
 
+    /// Payloads pass through byte for byte: numbers are never re-parsed, key order and spacing are kept, in Redis,
+    /// in the journal and in every answer.
+    @Test func payloadsPassThroughByteForByte() async throws {
+        try await withAPI { api in
+            let payload = #"{"big": 12345678901234567890, "f":1.50,"z":1,"a":[ 1 , 2e3 ],"s":"\u00e9\n"}"#
+            let created = try await api.call(.post, "/jobs", json: #"{"type":"exact","payload":\#(payload)}"#)
+            #expect(created.status == 201 && created.text.contains(#""payload":\#(payload),"#), "\(created.text)")
+            let id = try #require(created.json["id"] as? String)
+            #expect(try await api.t.driver.job(JobID(rawValue: id)!)?.payload == payload)
+            #expect(try await api.call(.get, "/jobs/\(id)").text.contains(payload))
+            let batch = try await api.call(.post, "/jobs/batch", json: #"{"jobs":[{"type":"exact","payload":[0.10, -0]},{"type":"exact","payload":"x"}]}"#)
+            #expect(batch.status == 201 && batch.text.contains(#""payload":[0.10, -0],"#) && batch.text.contains(#""payload":"x","#), "\(batch.text)")
+            try await eventually("the journal to hold the job") { try await api.journal.reader.job(JobID(rawValue: id)!)?.payload == payload }
+        }
+    }
+
     @Test func batchIsAllOrNothing() async throws {
         try await withAPI { api in
             let bad = try await api.call(.post, "/jobs/batch", json: #"{"jobs":[{"type":"a"},{"type":"b","maxAttempts":0},{"type":"c"}]}"#)

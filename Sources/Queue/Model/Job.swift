@@ -121,6 +121,12 @@ public struct Lease: Sendable, Hashable {
 
 extension Date {
     /// Milliseconds since the Unix epoch (Redis and Lua speak integer ms).
-    public var millis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+    /// Whole milliseconds since the epoch, rounded down; a time within a microsecond of a whole millisecond (as
+    /// `Date(millis:)` makes, with a binary fraction's error) is that millisecond.
+    public var millis: Int64 {
+        let ms = timeIntervalSince1970 * 1000
+        let near = ms.rounded()
+        return Int64(abs(ms - near) < 0.001 ? near : ms.rounded(.down))
+    }
     public init(millis: Int64) { self.init(timeIntervalSince1970: Double(millis) / 1000) }
 }

@@ -4,11 +4,33 @@ import Foundation
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
         let ms = date.millis
-        var seconds = time_t(ms / 1000)
+        var seconds = time_t(ms >= 0 ? ms / 1000 : (ms - 999) / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec, Int(ms % 1000))
+        // Digits written by hand: String(format:) cost more than the rest of a job's JSON together.
+        var text = [UInt8](repeating: 0, count: 24)
+        func put(_ value: Int, _ at: Int, _ width: Int) {
+            var v = value
+            for k in stride(from: at + width - 1, through: at, by: -1) {
+                text[k] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            }
+        }
+        put(Int(parts.tm_year) + 1900, 0, 4)
+        text[4] = UInt8(ascii: "-")
+        put(Int(parts.tm_mon) + 1, 5, 2)
+        text[7] = UInt8(ascii: "-")
+        put(Int(parts.tm_mday), 8, 2)
+        text[10] = UInt8(ascii: "T")
+        put(Int(parts.tm_hour), 11, 2)
+        text[13] = UInt8(ascii: ":")
+        put(Int(parts.tm_min), 14, 2)
+        text[16] = UInt8(ascii: ":")
+        put(Int(parts.tm_sec), 17, 2)
+        text[19] = UInt8(ascii: ".")
+        put(Int(((ms % 1000) + 1000) % 1000), 20, 3)
+        text[23] = UInt8(ascii: "Z")
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Parses RFC 3339 (`Z` or `±hh:mm`, optional fraction); nil for anything else.
