@@ -169,24 +169,49 @@ public actor JournalWriter: Service {
     /// then advance the row, see `RowAdvance`); nil when its `(jobId, seq)` was already journaled with different
     /// content (then kept in `journalConflict`).
     static func insert(_ e: JournalEvent, spooled: Bool, _ db: Database) throws -> Bool? {
-        try db.cachedStatement(sql: """
+        var event = BoundStatement(try db.cachedStatement(sql: """
             INSERT INTO journalEvent (jobId, seq, at, event, state, attempt, queue, type, worker, error, actor, detail, runMs)
             VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT type FROM job WHERE id = ?)), ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-            """).execute(arguments: [
-                e.jobID.rawValue, e.seq, e.at.millis, e.event, e.state.rawValue, e.attempt, e.queue.rawValue, e.type?.rawValue, e.jobID.rawValue,
-                e.worker, e.error, e.actor, e.detail, e.runMs,
-            ])
+            """))
+        event.bind(e.jobID.rawValue)
+        event.bind(e.seq)
+        event.bind(e.at.millis)
+        event.bind(e.event)
+        event.bind(e.state.rawValue)
+        event.bind(e.attempt)
+        event.bind(e.queue.rawValue)
+        event.bind(e.type?.rawValue)
+        event.bind(e.jobID.rawValue)
+        event.bind(e.worker)
+        event.bind(e.error)
+        event.bind(e.actor)
+        event.bind(e.detail)
+        event.bind(e.runMs)
+        try event.run()
         guard db.changesCount > 0 else { return try replayed(e, db) ? false : nil }
         if let job = e.job {
-            try db.cachedStatement(sql: """
+            var row = BoundStatement(try db.cachedStatement(sql: """
                 INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, runAt,
                   idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, spooled)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """).execute(arguments: [
-                    job.id.rawValue, job.type.rawValue, job.queue.rawValue, job.payload, job.priority.rawValue, job.maxAttempts,
-                    job.timeout.milliseconds, job.backoff.base.milliseconds, job.backoff.max.milliseconds, job.runAt?.millis,
-                    job.idempotencyKey, e.state.rawValue, job.createdAt.millis, e.at.millis, e.seq, spooled ? 1 : 0,
-                ])
+                """))
+            row.bind(job.id.rawValue)
+            row.bind(job.type.rawValue)
+            row.bind(job.queue.rawValue)
+            row.bind(job.payload)
+            row.bind(job.priority.rawValue)
+            row.bind(job.maxAttempts)
+            row.bind(job.timeout.milliseconds)
+            row.bind(job.backoff.base.milliseconds)
+            row.bind(job.backoff.max.milliseconds)
+            row.bind(job.runAt?.millis)
+            row.bind(job.idempotencyKey)
+            row.bind(e.state.rawValue)
+            row.bind(job.createdAt.millis)
+            row.bind(e.at.millis)
+            row.bind(e.seq)
+            row.bind(spooled ? 1 : 0)
+            try row.run()
         }
         return true
     }
@@ -225,17 +250,29 @@ public actor JournalWriter: Service {
         func apply(_ db: Database) throws {
             // Kept fields are passed as NULL and COALESCEd; the values are decided here rather than by CASE
             // expressions, so the statement binds 12 arguments, not 25.
-            let update = try db.cachedStatement(sql: """
+            let sql = """
                 UPDATE job SET state = ?, attempts = ?, updatedAt = ?, lastSeq = ?, startedAt = COALESCE(?, startedAt), finishedAt = ?,
                   lastError = COALESCE(?, lastError), result = COALESCE(?, result), progress = COALESCE(?, progress),
                   runAt = COALESCE(?, runAt), spooled = 0
                 WHERE id = ? AND lastSeq < ?
-                """)
-            let arguments: StatementArguments = [
-                last.state.rawValue, last.attempt, last.at.millis, last.seq, startedAt, last.state.isTerminal ? last.at.millis : nil,
-                error, result, progress, runAt, last.jobID.rawValue, last.seq,
-            ]
-            try update.execute(arguments: arguments)
+                """
+            func update() throws {
+                var update = BoundStatement(try db.cachedStatement(sql: sql))
+                update.bind(last.state.rawValue)
+                update.bind(last.attempt)
+                update.bind(last.at.millis)
+                update.bind(last.seq)
+                update.bind(startedAt)
+                update.bind(last.state.isTerminal ? last.at.millis : nil)
+                update.bind(error)
+                update.bind(result)
+                update.bind(progress)
+                update.bind(runAt)
+                update.bind(last.jobID.rawValue)
+                update.bind(last.seq)
+                try update.run()
+            }
+            try update()
             guard db.changesCount == 0 else { return }
             // No row moved: the row is ahead already, or missing. Missing means a job first seen mid-life whose
             // definition Redis no longer had (the ingestor defines the others first): a row marked undefined,
@@ -247,7 +284,7 @@ public actor JournalWriter: Service {
                 """).execute(arguments: [
                     last.jobID.rawValue, last.type?.rawValue ?? "unknown", last.queue.rawValue, last.state.rawValue, last.at.millis, last.at.millis,
                 ])
-            if db.changesCount > 0 { try update.execute(arguments: arguments) }
+            if db.changesCount > 0 { try update() }
         }
     }
 
