@@ -111,8 +111,8 @@ public final class JournalIngestor: Service, Sendable {
         let queues = Set(try await driver.queues()).union(cursors.keys).sorted { $0.rawValue < $1.rawValue }
         for queue in queues {
             let cursor = cursors[queue] ?? "0-0"
-            let events = try await driver.events(of: queue, after: cursor, count: configuration.batchSize)
-            guard let last = events.last else {
+            var events = try await driver.events(of: queue, after: cursor, count: configuration.batchSize)
+            guard !events.isEmpty else {
                 // A stream that now ends before our cursor was lost (Redis restarted empty): start over;
                 // (jobId, seq) makes re-reading harmless.
                 let newest = try await driver.lastStreamID(of: queue)
@@ -122,17 +122,26 @@ public final class JournalIngestor: Service, Sendable {
                 }
                 continue
             }
-            let batch = events.map { JournalEvent($0, queue: queue) }
-            let definitions = try await definitions(for: batch, queue: queue)
-            try await journal.writer.write([.define(definitions), .events(batch), .cursor(queue, last.streamID)])
-            remember(batch.map(\.jobID))
-            for observer in observers.withLock({ $0 }) { observer(batch) }
-            cursors[queue] = last.streamID
-            moved += events.count
-            if events.count == configuration.batchSize, let first = StreamID(last.streamID) {
-                oldestPending = min(oldestPending ?? Int64(first.ms), Int64(first.ms))
+            // A full batch means more is waiting: the next batch is read while this one is written (the journal's
+            // commit and Redis' reply overlap instead of taking turns), up to a few batches per queue per pass.
+            for round in 1...4 {
+                guard let last = events.last else { break }
+                let full = events.count == configuration.batchSize
+                if full, let first = StreamID(last.streamID) {
+                    oldestPending = min(oldestPending ?? Int64(first.ms), Int64(first.ms))
+                }
+                async let prefetched = full && round < 4
+                    ? driver.events(of: queue, after: last.streamID, count: configuration.batchSize) : []
+                let batch = events.map { JournalEvent($0, queue: queue) }
+                let definitions = try await definitions(for: batch, queue: queue)
+                try await journal.writer.write([.define(definitions), .events(batch), .cursor(queue, last.streamID)])
+                remember(batch.map(\.jobID))
+                for observer in observers.withLock({ $0 }) { observer(batch) }
+                cursors[queue] = last.streamID
+                moved += events.count
+                try await driver.commitJournalCursor(journalID: journal.id, queue: queue, streamID: last.streamID, staleAfter: configuration.staleAfter)
+                events = try await prefetched
             }
-            try await driver.commitJournalCursor(journalID: journal.id, queue: queue, streamID: last.streamID, staleAfter: configuration.staleAfter)
         }
         ingested.add(moved, ordering: .relaxed)
         lagMillis.store(oldestPending.map { max(0, Date().millis - $0) } ?? 0, ordering: .relaxed)

@@ -98,6 +98,10 @@ struct SystemBenchReport: Codable, Sendable {
         var journalLagMs: Percentiles?
         /// latency: the rate actually offered.
         var offeredRate: Double?
+        /// process: what the backlog cost while it waited, per pending job: Redis memory (`used_memory`) and journal
+        /// file bytes (database and WAL), each the growth from before the backlog to after it was journaled.
+        var redisBytesPerPendingJob: Double?
+        var journalBytesPerJob: Double?
     }
 
     /// The journal against Redis at the end, per bench queue: every job enqueued and completed is journaled once.
@@ -214,6 +218,21 @@ private final class Session {
         CPUSample(
             client: CPUTime.own() + CPUTime.own(children: true), serve: serve.flatMap { CPUTime.process($0.pid) } ?? 0,
             redis: try await CPUTime.redis(redis), work: workers.reduce(0) { $0 + (CPUTime.process($1.pid) ?? 0) })
+    }
+
+    /// Redis' `used_memory` in bytes.
+    private func redisMemory() async throws -> Int {
+        let text = try await redis.send("INFO", "memory").string ?? ""
+        let line = text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory:") }
+        return line.flatMap { Int($0.dropFirst("used_memory:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+    }
+
+    /// The journal's files (database and WAL) in bytes.
+    private func journalSize() -> Int {
+        let base = children.directory.appendingPathComponent("data").appendingPathComponent("journal.sqlite").path
+        return ["", "-wal"].reduce(0) { sum, suffix in
+            sum + (((try? FileManager.default.attributesOfItem(atPath: base + suffix))?[.size] as? Int) ?? 0)
+        }
     }
 
     /// µs per job from `before` to `after`; the client's and the workers' own end samples when given.
@@ -340,8 +359,11 @@ private final class Session {
         try await driver.pause(queue)
         try await startWorkers()
         let jobs = (0..<options.jobs).map { _ in makeJob(queue) }
+        let (memory, journalBytes) = (try await redisMemory(), journalSize())
         _ = try await enqueue(BenchProgress("process: enqueue the backlog", total: jobs.count), jobs, batch: options.batch, inFlight: options.batchConnections)
         try await waitForJournal(journal, [queue])
+        let redisPerJob = Double(try await redisMemory() - memory) / Double(jobs.count)
+        let journalPerJob = Double(journalSize() - journalBytes) / Double(jobs.count)
         let baseline = try await driver.counts(queue).completed
         let before = try await cpu()
         let resumed = Date()
@@ -365,6 +387,8 @@ private final class Session {
             cpu: perJob(jobs.count, before, after, client: nil, work: journaled.1))
         result.startToCompleteMs = timing.startToComplete
         result.journalLagMs = lag
+        result.redisBytesPerPendingJob = redisPerJob.rounded(to: 1)
+        result.journalBytesPerJob = journalPerJob.rounded(to: 1)
         phases[Phase.process.rawValue] = result
     }
 
@@ -528,6 +552,11 @@ extension SystemBenchReport {
         if !latency.isEmpty {
             print()
             printTable(["LATENCY MS (job times from Redis, 1 ms resolution; lag from GET /health every 100 ms)", "P50", "P95", "P99", "MAX"], latency)
+        }
+        if let p = phases[SystemBench.Phase.process.rawValue], let memory = p.redisBytesPerPendingJob, let disk = p.journalBytesPerJob {
+            print()
+            print("storage, \(p.jobs) pending no-op jobs: redis \(f(memory, 0)) bytes per job (used_memory), journal \(f(disk, 0)) bytes per job "
+                  + "(database + WAL, after enqueue)")
         }
         let j = journal
         print()

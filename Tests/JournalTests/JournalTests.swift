@@ -123,6 +123,29 @@ struct JournalTests {
         }
     }
 
+    /// Behind by many batches, a pass reads the next batch while it writes the last (up to four per queue), and
+    /// every event lands once, in order, with the job rows advanced across batch boundaries.
+    @Test func aPassBehindByManyBatchesPrefetchesAndJournalsEachEventOnce() async throws {
+        try await withTestQueue { t in
+            try await withTemporaryJournal { j in
+                let ids = try await t.driver.enqueue((0..<25).map { _ in Job(type: "t") }, actor: nil).map(\.job.id)
+                let leases = try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero, max: 25)
+                #expect(try await t.driver.complete(leases.map { Completion(lease: $0, result: "1") }) == Array(repeating: true, count: 25))
+                var configuration = JournalIngestor.Configuration()
+                configuration.batchSize = 10
+                let ingestor = JournalIngestor(journal: j, driver: t.driver, configuration: configuration, logger: TestQueue.logger)
+                var cursors = [QueueName: String]()
+                #expect(try await ingestor.pass(&cursors) == 40, "four batches of ten in one pass")
+                #expect(try await ingestor.pass(&cursors) == 35)
+                #expect(try await ingestor.pass(&cursors) == 0)
+                for id in ids {
+                    #expect(try await j.reader.events(id).map(\.event) == ["enqueued", "started", "completed"])
+                    #expect(try await j.reader.job(id)?.state == .completed)
+                }
+            }
+        }
+    }
+
     @Test func lookupFallsBackToTheJournalAfterRedisExpiry() async throws {
         try await withTestQueue(configure: { $0.completedTTL = .milliseconds(200) }) { t in
             try await withTemporaryJournal { j in
