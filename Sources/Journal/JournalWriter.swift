@@ -136,7 +136,11 @@ public actor JournalWriter: Service {
             for job in jobs { try define(job, db) }
         case .clearSpooled(let ids):
             let statement = try db.cachedStatement(sql: "UPDATE job SET spooled = 0 WHERE id = ? AND spooled = 1")
-            for id in ids { try statement.execute(arguments: [id.rawValue]) }
+            for id in ids {
+                var clear = BoundStatement(statement)
+                clear.bind(id.rawValue)
+                try clear.run()
+            }
         case .discard(let id):
             try db.execute(sql: "DELETE FROM job WHERE id = ? AND spooled = 1 AND lastSeq <= 1", arguments: [id.rawValue])
             if db.changesCount > 0 { try db.execute(sql: "DELETE FROM journalEvent WHERE jobId = ?", arguments: [id.rawValue]) }

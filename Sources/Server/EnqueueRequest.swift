@@ -11,7 +11,7 @@ enum EnqueueRequest {
     /// `prefix` names the position in a batch (`jobs[3].`) so errors point at the right job.
     static func job(from value: JSONValue, prefix: String = "", maxPayload: Int, now: Date = Date()) throws(APIError) -> Job {
         guard case .object(let body) = value else { throw APIError.invalid(prefix.isEmpty ? "body" : String(prefix.dropLast()), "must be a JSON object") }
-        if let unknown = body.keys.sorted().first(where: { !fields.contains($0) }) {
+        if body.keys.contains(where: { !fields.contains($0) }), let unknown = body.keys.sorted().first(where: { !fields.contains($0) }) {
             throw APIError.invalid(prefix + unknown, "unknown field")
         }
         func field(_ name: String) -> String { prefix + name }

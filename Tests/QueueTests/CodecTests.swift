@@ -154,6 +154,16 @@ struct CodecTests {
         }
     }
 
+    @Test func jobIDsAreUUIDv7InCreationOrder() throws {
+        let at = Date(millis: 1_764_460_800_000)
+        let ids = (0..<100).map { _ in JobID.make(at: at).rawValue }
+        for id in ids {
+            #expect(id.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/) != nil, "\(id)")
+            #expect(id.hasPrefix("019ad20f-2800-7"), "48 bits of milliseconds first: \(id)")
+        }
+        #expect(ids == ids.sorted() && Set(ids).count == ids.count, "ids of one process sort in creation order")
+    }
+
     @Test func urlsParse() throws {
         let a = try RedisURL("redis://:pw@example.com:6380/2")
         #expect(a.endpoint == .tcp(host: "example.com", port: 6380))

@@ -13,6 +13,8 @@ public struct JobID: RawRepresentable, Hashable, Sendable, Comparable, CustomStr
         self.rawValue = rawValue
     }
 
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
     /// A new UUIDv7: 48 bits of Unix milliseconds, then random bits (monotonic within a process).
     public static func make(at date: Date = Date()) -> JobID {
         var bytes = [UInt8](repeating: 0, count: 16)
@@ -34,12 +36,15 @@ public struct JobID: RawRepresentable, Hashable, Sendable, Comparable, CustomStr
         let tail = rng.next() as UInt64
         for i in 0..<8 { bytes[8 + i] = UInt8((tail >> (8 * UInt64(i))) & 0xFF) }
         bytes[8] = (bytes[8] & 0x3F) | 0x80
-        let hex = bytes.map { b -> String in
-            let s = String(b, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }.joined()
-        let parts = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
-        return JobID(rawValue: parts.joined(separator: "-"))!
+        // 8-4-4-4-12 lowercase hex, written byte by byte (this runs once per enqueued job).
+        var text = [UInt8]()
+        text.reserveCapacity(36)
+        for (i, b) in bytes.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { text.append(UInt8(ascii: "-")) }
+            text.append(Self.hexDigits[Int(b >> 4)])
+            text.append(Self.hexDigits[Int(b & 0xF)])
+        }
+        return JobID(rawValue: String(decoding: text, as: UTF8.self))!
     }
 
     public var description: String { rawValue }

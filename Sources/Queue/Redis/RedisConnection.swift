@@ -134,11 +134,13 @@ final class RedisCommandHandler: ChannelDuplexHandler {
 
     private struct InFlight {
         let expected: Int
-        var replies: [RESPValue]
         let promise: EventLoopPromise<[RESPValue]>
     }
 
     private var inFlight = CircularBuffer<InFlight>(initialCapacity: 64)
+    /// Replies so far to the oldest request in flight. Kept here, not in `InFlight`: appending through the
+    /// buffer's subscript copied the whole array on every reply (quadratic in a pipeline's length).
+    private var replies: [RESPValue] = []
     private var flushPending = false
     private var closed = false
 
@@ -152,7 +154,7 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         }
         var buffer = context.channel.allocator.buffer(capacity: 64)
         for command in request.commands { RESPEncoder.encode(command, into: &buffer) }
-        inFlight.append(InFlight(expected: request.commands.count, replies: [], promise: request.promise))
+        inFlight.append(InFlight(expected: request.commands.count, promise: request.promise))
         context.write(wrapOutboundOut(buffer), promise: promise)
     }
 
@@ -175,10 +177,14 @@ final class RedisCommandHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        inFlight[inFlight.startIndex].replies.append(value)
-        if inFlight[inFlight.startIndex].replies.count == inFlight[inFlight.startIndex].expected {
-            let done = inFlight.removeFirst()
-            done.promise.succeed(done.replies)
+        let head = inFlight[inFlight.startIndex]
+        if replies.isEmpty { replies.reserveCapacity(head.expected) }
+        replies.append(value)
+        if replies.count == head.expected {
+            inFlight.removeFirst()
+            let done = replies
+            replies = []
+            head.promise.succeed(done)
         }
     }
 
@@ -194,6 +200,7 @@ final class RedisCommandHandler: ChannelDuplexHandler {
 
     private func failAll(_ error: RedisClientError) {
         closed = true
+        replies = []
         while let request = inFlight.popFirst() { request.promise.fail(error) }
     }
 }
