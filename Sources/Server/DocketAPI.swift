@@ -13,6 +13,13 @@ public struct DocketAPI: Sendable {
         public var rateLimit = 0
         public var maxBody = 1 << 20
         public var maxPayload = 512 * 1024
+        /// The server listens on loopback only: `Host` must then be a loopback name or in `allowedHosts`.
+        public var loopback = true
+        /// Extra `Host` names (`DOCKET_ALLOWED_HOSTS`) and origins allowed to change state (`DOCKET_ALLOWED_ORIGINS`).
+        public var allowedHosts: Set<String> = []
+        public var allowedOrigins: Set<String> = []
+        /// Proxies whose `X-Forwarded-For` names the client (`DOCKET_TRUSTED_PROXIES`), for rate limits.
+        public var trustedProxies: Set<String> = []
         public init() {}
     }
 
@@ -45,31 +52,40 @@ public struct DocketAPI: Sendable {
 
     public func router() -> Router<DocketContext> {
         let router = Router(context: DocketContext.self)
+        let limiter = RateLimiter(perMinute: configuration.rateLimit, trustedProxies: configuration.trustedProxies)
+        /// Every GET route also answers HEAD (the body is dropped by `RequestMiddleware`).
+        func get(_ path: RouterPath, use handler: @escaping @Sendable (Request, DocketContext) async throws -> Response) {
+            router.get(path, use: handler)
+            router.head(path, use: handler)
+        }
         router.add(middleware: RequestMiddleware(metrics: metrics))
-        router.add(middleware: AuthMiddleware(keys: configuration.apiKeys.map { Array($0.utf8) }))
-        router.add(middleware: RateLimitMiddleware(perMinute: configuration.rateLimit))
+        router.add(middleware: BrowserGuard(configuration: .init(
+            loopback: configuration.loopback, allowedHosts: Set(configuration.allowedHosts.map { BrowserGuard.name(of: $0) }),
+            allowedOrigins: Set(configuration.allowedOrigins.map { $0.lowercased() }))))
+        router.add(middleware: AuthMiddleware(keys: configuration.apiKeys.map { Array($0.utf8) }, limiter: limiter))
+        router.add(middleware: RateLimitMiddleware(limiter: limiter))
         router.post("/jobs") { request, context in try await self.enqueue(request, context) }
         router.post("/enqueue") { request, context in try await self.enqueue(request, context) }
         router.post("/jobs/batch") { request, context in try await self.enqueueBatch(request, context) }
-        router.get("/jobs/:id") { _, context in try await self.show(context) }
-        router.get("/jobs/:id/events") { _, context in try await self.events(context) }
-        router.get("/jobs") { request, _ in try await self.history(request) }
+        get("/jobs/:id") { _, context in try await self.show(context) }
+        get("/jobs/:id/events") { _, context in try await self.events(context) }
+        get("/jobs") { request, _ in try await self.history(request) }
         router.delete("/jobs/:id") { _, context in try await self.cancel(context) }
         router.post("/jobs/:id/retry") { _, context in try await self.retry(context, deadOnly: false) }
-        router.get("/dlq") { request, _ in try await self.deadLetters(request) }
+        get("/dlq") { request, _ in try await self.deadLetters(request) }
         router.post("/dlq/requeue") { request, context in try await self.requeueAll(request, context) }
         router.post("/dlq/:id/requeue") { _, context in try await self.retry(context, deadOnly: true) }
         router.delete("/dlq/:id") { _, context in try await self.purge(context) }
-        router.get("/queues") { _, _ in try await self.queues() }
+        get("/queues") { _, _ in try await self.queues() }
         router.post("/queues/:queue/pause") { _, context in try await self.pause(context, paused: true) }
         router.post("/queues/:queue/resume") { _, context in try await self.pause(context, paused: false) }
-        router.get("/stats") { _, _ in try await self.stats() }
-        router.get("/stats/history") { request, _ in try await self.statsHistory(request) }
-        router.get("/health") { _, _ in await self.health() }
-        router.get("/metrics") { _, _ in try await self.prometheus() }
-        router.get("/openapi.json") { _, _ in Response.json(OpenAPI.document) }
+        get("/stats") { _, _ in try await self.stats() }
+        get("/stats/history") { request, _ in try await self.statsHistory(request) }
+        get("/health") { _, _ in await self.health() }
+        get("/metrics") { _, _ in try await self.prometheus() }
+        get("/openapi.json") { _, _ in Response.json(OpenAPI.document) }
         router.post("/admin/recover") { request, context in try await self.recover(request, context) }
-        router.get("/") { _, _ in
+        get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Dashboard.html)))
         }
         return router
@@ -78,7 +94,8 @@ public struct DocketAPI: Sendable {
     // MARK: Enqueue
 
     private func body(_ request: Request, _ context: DocketContext, verbatim: Set<String> = []) async throws -> JSONValue {
-        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+        // Required, not just checked when given: a browser's no-cors request can only send a form or text/plain body.
+        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/json") else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json", field: "Content-Type")
         }
         var request = request
@@ -98,7 +115,10 @@ public struct DocketAPI: Sendable {
         let job = try EnqueueRequest.job(from: try await body(request, context, verbatim: ["payload"]), maxPayload: configuration.maxPayload)
         let outcome = try await queue.enqueue([job], actor: context.actor)[0]
         switch outcome {
-        case .created(let job): return Response.json(JobJSON.render(job), status: .created)
+        case .created(let job):
+            var response = Response.json(JobJSON.render(job), status: .created)
+            response.headers[.location] = "/jobs/\(job.id)"
+            return response
         case .existing(let job):
             var response = Response.json(JobJSON.render(job), status: .ok)
             response.headers[.init("Idempotent-Replay")!] = "true"
@@ -189,7 +209,7 @@ public struct DocketAPI: Sendable {
         do {
             return Response.json(JobJSON.render(try await driver.cancel(id, queue: nil, actor: context.actor), source: "redis"))
         } catch let error as QueueError {
-            throw mapped(error, id: id, action: "cancelled (only pending, scheduled or retrying jobs can be)")
+            throw try await mapped(error, id: id, action: "cancelled (only pending, scheduled or retrying jobs can be)")
         }
     }
 
@@ -202,13 +222,18 @@ public struct DocketAPI: Sendable {
             return Response.json(JobJSON.render(try await driver.requeue(id, queue: nil, actor: context.actor), source: "redis"))
         } catch let error as QueueError {
             if deadOnly, error.code == .conflict { throw APIError.notFound("dead job \(id)") }
-            throw mapped(error, id: id, action: "retried (only dead or cancelled jobs can be)")
+            throw try await mapped(error, id: id, action: "retried (only dead or cancelled jobs can be)")
         }
     }
 
-    private func mapped(_ error: QueueError, id: JobID, action: String) -> any Error {
+    private func mapped(_ error: QueueError, id: JobID, action: String) async throws -> any Error {
         switch error.code {
-        case .notFound: return APIError.notFound("job \(id)")
+        case .notFound:
+            // Gone from Redis but still in the journal (GET shows it): it exists, it just cannot change any more.
+            if let job = try await reader.job(id) {
+                return APIError.conflict("job \(id) is \(job.state.rawValue) and known only to the journal (its Redis data expired); it cannot be \(action)")
+            }
+            return APIError.notFound("job \(id)")
         case .conflict: return APIError.conflict("job \(id) is \(error.state?.rawValue ?? "in another state") and cannot be \(action)")
         default: return error
         }

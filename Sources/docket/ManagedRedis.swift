@@ -14,12 +14,18 @@ final class ManagedRedis: Sendable {
     let url: RedisURL
 
     /// Starts the server and waits until it accepts PING.
+    /// What the managed redis-server inherits: only what it needs to run, never the API key or other secrets.
+    static var childEnvironment: [String: String] {
+        let env = ProcessInfo.processInfo.environment
+        return ["PATH": env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin", "LANG": env["LANG"] ?? "C.UTF-8"]
+    }
+
     static func start(directory: URL, appendOnly: Bool, tcp: Bool = false, logger: Logger) async throws -> ManagedRedis {
         let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let binary else {
             throw CLIError("redis-server not found: install it with `apt-get install redis-server`, or pass --redis URL")
         }
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let socket = directory.appendingPathComponent("redis.sock").path
         let pidFile = directory.appendingPathComponent("redis.pid").path
         let url: RedisURL
@@ -48,7 +54,7 @@ final class ManagedRedis: Sendable {
                 "--dir", directory.path, "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec", "--save", "",
                 "--daemonize", "no", "--logfile", log, "--pidfile", pidFile,
             ],
-            environment: ProcessInfo.processInfo.environment, stdin: "/dev/null", stdout: "/dev/null", stderr: log + ".stderr",
+            environment: Self.childEnvironment, stdin: "/dev/null", stdout: "/dev/null", stderr: log + ".stderr",
             newProcessGroup: true)
         let redis = ManagedRedis(directory: directory, process: process, url: url)
         let client = RedisClient(url: redis.url, logger: logger)

@@ -34,8 +34,16 @@ extension Docket {
         var dataDir: String?
         @Option(help: "Journal file (env DOCKET_JOURNAL, default <data-dir>/journal.sqlite).")
         var journal: String?
-        @Option(help: "Comma-separated API keys; empty = no auth (env DOCKET_API_KEY).")
+        @Option(help: "Comma-separated API keys; empty = no auth (env DOCKET_API_KEY). Prefer --api-key-file: arguments show in ps.")
         var apiKey: String?
+        @Option(help: "File holding the API keys, comma- or newline-separated (env DOCKET_API_KEY_FILE).")
+        var apiKeyFile: String?
+        @Option(help: "Extra Host names a loopback server answers, comma-separated (env DOCKET_ALLOWED_HOSTS).")
+        var allowedHosts: String?
+        @Option(help: "Extra origins allowed to change state, comma-separated, e.g. https://admin.example.com (env DOCKET_ALLOWED_ORIGINS).")
+        var allowedOrigins: String?
+        @Option(help: "Proxy addresses whose X-Forwarded-For names the client, comma-separated (env DOCKET_TRUSTED_PROXIES).")
+        var trustedProxies: String?
         @Option(help: "Requests per minute per client, 0 = unlimited (env DOCKET_RATE_LIMIT, default 0).")
         var rateLimit: Int?
         @Option(help: "Largest request body in bytes (env DOCKET_MAX_BODY, default 1048576).")
@@ -59,7 +67,21 @@ extension Docket {
             let port = try integer(self.port, "DOCKET_PORT", default: 8080, name: "port", range: 0...65535)
             let workerCount = try integer(workers, "DOCKET_WORKERS", default: 4, name: "workers", range: 0...10_000)
             var api = DocketAPI.Configuration()
-            api.apiKeys = (apiKey ?? env("DOCKET_API_KEY") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            // Files this process creates (journal, WAL, the managed Redis' RDB and AOF) are private to the user.
+            umask(0o077)
+            var keys = apiKey ?? env("DOCKET_API_KEY") ?? ""
+            if let file = apiKeyFile ?? env("DOCKET_API_KEY_FILE") {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("--api-key-file: cannot read \(file)") }
+                keys += "," + text.replacingOccurrences(of: "\n", with: ",")
+            }
+            api.apiKeys = keys.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+            func list(_ value: String?, _ name: String) -> Set<String> {
+                Set((value ?? env(name) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+            }
+            api.loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased()) || host.hasPrefix("127.")
+            api.allowedHosts = list(allowedHosts, "DOCKET_ALLOWED_HOSTS")
+            api.allowedOrigins = list(allowedOrigins, "DOCKET_ALLOWED_ORIGINS")
+            api.trustedProxies = list(trustedProxies, "DOCKET_TRUSTED_PROXIES")
             api.rateLimit = try integer(rateLimit, "DOCKET_RATE_LIMIT", default: 0, name: "rate-limit", range: 0...10_000_000)
             api.maxBody = try integer(maxBody, "DOCKET_MAX_BODY", default: 1 << 20, name: "max-body", range: 1024...(64 << 20))
             var driverConfig = RedisQueueDriver.Configuration()
@@ -77,6 +99,7 @@ extension Docket {
             let registry = try handlerRegistry(handlers)
             let dataDir = URL(fileURLWithPath: dataDir ?? env("DOCKET_DATA_DIR") ?? ".docket", isDirectory: true)
             let journalPath = journal ?? env("DOCKET_JOURNAL") ?? dataDir.appendingPathComponent("journal.sqlite").path
+            try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
 
             // Redis: the given one, or one we start and own.
             let (url, managed) = try await global.redisOrManaged(directory: dataDir.appendingPathComponent("redis"), appendOnly: true, logger: logger)

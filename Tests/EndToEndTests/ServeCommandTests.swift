@@ -26,7 +26,8 @@ struct ServeCommandTests {
     @Test func serveRunsAJobEndToEndAndLeavesNothingBehind() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-serve-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let serve = try DocketBinary.spawn(["serve", "--data-dir", dir.path, "--port", "0", "--workers", "2"])
+        // A secret in the server's environment must not reach the managed redis-server.
+        let serve = try DocketBinary.spawn(["serve", "--data-dir", dir.path, "--port", "0", "--workers", "2"], environment: ["DOCKET_API_SECRET_PROBE": "leak-probe"])
         defer { serve.cleanup() }
         var base = ""
         try await eventually("the server to listen") {
@@ -38,7 +39,17 @@ struct ServeCommandTests {
             return !serve.isRunning
         }
         #expect(!base.isEmpty)
-        #expect(!processes(mentioning: dir.path + "/redis/redis.sock").isEmpty, "a managed redis-server runs")
+        let redisPIDs = processes(mentioning: dir.path + "/redis/redis.sock")
+        #expect(!redisPIDs.isEmpty, "a managed redis-server runs")
+        for pid in redisPIDs {
+            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data()
+            #expect(!String(decoding: environ, as: UTF8.self).contains("leak-probe"), "the managed Redis gets a minimal environment")
+        }
+        // The data directory and the journal are private to the user.
+        func mode(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int) ?? -1 }
+        #expect(mode(dir.path) == 0o700, "data dir mode \(String(mode(dir.path), radix: 8))")
+        #expect(mode(dir.appendingPathComponent("journal.sqlite").path) == 0o600)
+        #expect(mode(dir.appendingPathComponent("redis").path) == 0o700)
         let (status, body) = try await curl(["-X", "POST", "\(base)/jobs", "-H", "Content-Type: application/json", "-d", #"{"type":"docket.echo","payload":{"n":42}}"#])
         #expect(status == 201, "\(body)")
         let id = try #require((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["id"] as? String)
