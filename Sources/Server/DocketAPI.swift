@@ -29,6 +29,7 @@ public struct DocketAPI: Sendable {
     let configuration: Configuration
     let metrics = HTTPMetrics()
     let jobMetrics = EventMetrics()
+    let journalSize = Cached<(bytes: Int64, jobs: Int, events: Int)>(for: .seconds(30))
     var driver: RedisQueueDriver { queue.driver }
     var reader: JournalReader { queue.journal.reader }
 
@@ -412,39 +413,37 @@ public struct DocketAPI: Sendable {
 
     func prometheus() async throws -> Response {
         var lines = [String]()
-        lines.append("# HELP docket_queue_jobs Jobs in Redis by queue and state.")
-        lines.append("# TYPE docket_queue_jobs gauge")
-        var totals = [String]()
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [String]) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) \(type)")
+            lines += samples
+        }
+        var depth = [String](), completed = [String](), failed = [String]()
         for name in (try? await driver.queues()) ?? [] {
             guard let c = try? await driver.counts(name) else { continue }
             for (state, n) in [("pending", c.pending), ("scheduled", c.scheduled), ("active", c.active), ("retrying", c.retrying), ("dead", c.dead)] {
-                lines.append("docket_queue_jobs{queue=\"\(name)\",state=\"\(state)\"} \(n)")
+                depth.append("docket_queue_jobs{queue=\"\(name)\",state=\"\(state)\"} \(n)")
             }
-            totals.append("docket_jobs_completed_total{queue=\"\(name)\"} \(c.completed)")
-            totals.append("docket_job_attempts_failed_total{queue=\"\(name)\"} \(c.failed)")
+            completed.append("docket_jobs_completed_total{queue=\"\(name)\"} \(c.completed)")
+            failed.append("docket_job_attempts_failed_total{queue=\"\(name)\"} \(c.failed)")
         }
-        lines.append("# HELP docket_jobs_completed_total Jobs completed by queue.")
-        lines.append("# TYPE docket_jobs_completed_total counter")
-        lines += totals
-        lines.append("# HELP docket_journal_lag_seconds Age of the oldest event not yet journaled.")
-        lines.append("# TYPE docket_journal_lag_seconds gauge")
-        lines.append("docket_journal_lag_seconds \(Double((ingestor?.lag ?? .zero).milliseconds) / 1000)")
-        lines.append("# HELP docket_journal_conflicts_total Events whose (job, seq) was already journaled with other content.")
-        lines.append("# TYPE docket_journal_conflicts_total counter")
-        lines.append("docket_journal_conflicts_total \((try? await reader.conflictCount()) ?? 0)")
+        family("docket_queue_jobs", "gauge", "Jobs in Redis by queue and state.", depth)
+        family("docket_jobs_completed_total", "counter", "Jobs completed by queue.", completed)
+        family("docket_job_attempts_failed_total", "counter", "Failed attempts (retried or dead) by queue.", failed)
+        family("docket_journal_lag_seconds", "gauge", "Age of the oldest event not yet journaled.",
+               ["docket_journal_lag_seconds \(Double((ingestor?.lag ?? .zero).milliseconds) / 1000)"])
+        family("docket_journal_conflicts_total", "counter", "Events whose (job, seq) was already journaled with other content.",
+               ["docket_journal_conflicts_total \((try? await reader.conflictCount()) ?? 0)"])
         let commits = await queue.journal.writer.commits
         let commitTime = await queue.journal.writer.commitTime
-        lines.append("# TYPE docket_journal_commits_total counter")
-        lines.append("docket_journal_commits_total \(commits)")
-        lines.append("# TYPE docket_journal_commit_seconds_sum counter")
-        lines.append("docket_journal_commit_seconds_sum \(Double(commitTime.milliseconds) / 1000)")
-        if let size = try? await reader.size() {
-            lines.append("# TYPE docket_journal_bytes gauge")
-            lines.append("docket_journal_bytes \(size.bytes)")
-            lines.append("# TYPE docket_journal_jobs gauge")
-            lines.append("docket_journal_jobs \(size.jobs)")
-            lines.append("# TYPE docket_journal_events gauge")
-            lines.append("docket_journal_events \(size.events)")
+        family("docket_journal_commits_total", "counter", "Journal transactions committed.", ["docket_journal_commits_total \(commits)"])
+        family("docket_journal_commit_seconds_total", "counter", "Time spent committing journal transactions.",
+               ["docket_journal_commit_seconds_total \(Double(commitTime.milliseconds) / 1000)"])
+        // Counted at most every 30 s (COUNT(*) over a large journal is not free): these are figures, not alarms.
+        if let size = try? await journalSize.value(refresh: { try await self.reader.size() }) {
+            family("docket_journal_bytes", "gauge", "Journal file size (pages in use).", ["docket_journal_bytes \(size.bytes)"])
+            family("docket_journal_jobs", "gauge", "Jobs in the journal (refreshed every 30 s).", ["docket_journal_jobs \(size.jobs)"])
+            family("docket_journal_events", "gauge", "Events in the journal (refreshed every 30 s).", ["docket_journal_events \(size.events)"])
         }
         lines.append(jobMetrics.prometheus())
         lines.append(metrics.prometheus())

@@ -23,17 +23,31 @@ final class EventMetrics: Sendable {
         var waitTime: [String: Histogram] = [:]
         /// When each job last became ready (enqueued or promoted), until it starts; bounded.
         var readyAt: [JobID: (at: Double, queue: String)] = [:]
+        /// Label values in use: past `labelCap` distinct values, new ones are counted as `other`.
+        var types: Set<String> = []
+        var queues: Set<String> = []
     }
     private let state = Mutex(State())
+    /// Most distinct job types (and queues) given a label of their own: every value is a time series per event.
+    static let labelCap = 100
+
+    private static func label(_ value: String, _ seen: inout Set<String>) -> String {
+        if seen.contains(value) { return value }
+        guard seen.count < labelCap else { return "other" }
+        seen.insert(value)
+        return value
+    }
 
     func observe(_ events: [JournalEvent]) {
         state.withLock { s in
             for e in events {
-                s.counters[Key(event: e.event, queue: e.queue.rawValue, type: e.type?.rawValue ?? ""), default: 0] += 1
-                if let ms = e.runMs { s.runTime[e.queue.rawValue, default: Histogram()].observe(Double(ms) / 1000) }
+                let queue = Self.label(e.queue.rawValue, &s.queues)
+                let type = e.type.map { Self.label($0.rawValue, &s.types) } ?? ""
+                s.counters[Key(event: e.event, queue: queue, type: type), default: 0] += 1
+                if let ms = e.runMs { s.runTime[queue, default: Histogram()].observe(Double(ms) / 1000) }
                 switch e.event {
                 case "enqueued" where e.state == .pending, "promoted", "requeued", "released", "restored":
-                    if s.readyAt.count < 200_000 { s.readyAt[e.jobID] = (e.at.timeIntervalSince1970, e.queue.rawValue) }
+                    if s.readyAt.count < 200_000 { s.readyAt[e.jobID] = (e.at.timeIntervalSince1970, queue) }
                 case "started":
                     if let ready = s.readyAt.removeValue(forKey: e.jobID) {
                         s.waitTime[ready.queue, default: Histogram()].observe(max(0, e.at.timeIntervalSince1970 - ready.at))
@@ -62,5 +76,20 @@ final class EventMetrics: Sendable {
             }
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// A value recomputed at most once per `lifetime`; callers in between get the last one.
+final class Cached<Value: Sendable>: Sendable {
+    private let lifetime: Duration
+    private let state = Mutex<(value: Value, at: ContinuousClock.Instant)?>(nil)
+
+    init(for lifetime: Duration) { self.lifetime = lifetime }
+
+    func value(refresh: () async throws -> Value) async throws -> Value {
+        if let cached = state.withLock({ $0 }), cached.at.duration(to: .now) < lifetime { return cached.value }
+        let fresh = try await refresh()
+        state.withLock { $0 = (fresh, .now) }
+        return fresh
     }
 }
