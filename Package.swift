@@ -13,7 +13,7 @@ let migrations = ["0001_init", "0002_recovery"]
 /// Every Lua transition, embedded into the binary (one file each; `Scripts.swift` is the registry).
 let luaScripts = [
     "lib", "enqueue", "claim", "renew", "progress", "complete", "fail", "release",
-    "promote", "reap", "cancel", "requeue", "pause", "resume", "purge", "restore",
+    "promote", "reap", "cancel", "requeue", "requeue_dead", "pause", "resume", "purge", "restore",
 ]
 
 let package = Package(

@@ -67,17 +67,35 @@ extension RedisQueueDriver {
     }
 
     /// Requeues every dead job (optionally of one queue and/or type); returns how many.
-    public func requeueDead(queue: QueueName?, type: JobType?, actor: String?) async throws -> Int {
+    /// Requeues up to `limit` dead jobs (of `type`, if given) of `queue` (or of every queue), oldest death first: one
+    /// script call per slice of the dead set, so a large dead-letter queue never blocks Redis for long. Returns how
+    /// many were requeued and how many dead jobs matching the filter remain.
+    public func requeueDead(queue: QueueName?, type: JobType?, limit: Int, actor: String?) async throws -> (requeued: Int, remaining: Int) {
+        precondition(limit >= 0, "limit must not be negative")
         let queues: [QueueName]
         if let queue { queues = [queue] } else { queues = try await self.queues() }
-        var count = 0
+        let slice = 500
+        var requeued = 0, remaining = 0
         for queue in queues {
-            let reply = try await redis.send(RedisCommand("ZRANGE", [RESPArgument(keys.queue(queue).dead), "0", "-1"]))
-            for id in (reply.array ?? []).compactMap({ $0.string.flatMap(JobID.init(rawValue:)) }) {
-                if let type, try await job(id, queue: queue)?.type != type { continue }
-                if (try? await requeue(id, queue: queue, actor: actor)) != nil { count += 1 }
+            let q = keys.queue(queue)
+            var start = 0
+            while true {
+                if type == nil, requeued >= limit {
+                    // Nothing more to requeue, and without a type filter every dead job left matches.
+                    remaining += Int(try await redis.send(RedisCommand("ZCARD", [RESPArgument(q.dead)])).int ?? 0) - start
+                    break
+                }
+                let reply = try await redis.evalScript(Scripts.requeueDead, keys: [q.dead, q.pending, q.events, q.wake, q.counter], arguments: [
+                    RESPArgument(Date().millis), RESPArgument(actor ?? ""), RESPArgument(q.jobKeyPrefix), RESPArgument(limit - requeued),
+                    RESPArgument(type?.rawValue ?? ""), RESPArgument(slice), RESPArgument(start),
+                ])
+                guard let v = reply.array?.compactMap(\.int), v.count == 4 else { throw QueueError(.unexpectedReply, message: "requeue_dead: \(reply)") }
+                requeued += Int(v[0])
+                remaining += Int(v[1])
+                start += Int(v[1] + v[2])
+                if v[3] < slice { break }
             }
         }
-        return count
+        return (requeued, remaining)
     }
 }

@@ -257,7 +257,7 @@ public struct DocketAPI: Sendable {
     func requeueAll(_ request: Request, _ context: DocketContext) async throws -> Response {
         var queue: QueueName?
         var type: JobType?
-        let filters = try await options(request, context, allowed: ["queue", "type"])
+        let filters = try await options(request, context, allowed: ["queue", "type", "limit"])
         switch filters["queue"] {
         case nil, .null?: break
         case .string(let s)?: guard let name = QueueName(rawValue: s) else { throw APIError.invalid("queue", "not a queue name") }; queue = name
@@ -268,8 +268,14 @@ public struct DocketAPI: Sendable {
         case .string(let s)?: guard let t = JobType(rawValue: s) else { throw APIError.invalid("type", "not a job type") }; type = t
         default: throw APIError.invalid("type", "must be a string")
         }
-        let n = try await driver.requeueDead(queue: queue, type: type, actor: context.actor)
-        return Response.json(#"{"requeued":\#(n)}"#)
+        var limit = 1000
+        switch filters["limit"] {
+        case nil, .null?: break
+        case .int(let n)?: guard (1...10_000).contains(n) else { throw APIError.invalid("limit", "must be 1-10000") }; limit = Int(n)
+        default: throw APIError.invalid("limit", "must be an integer 1-10000")
+        }
+        let done = try await driver.requeueDead(queue: queue, type: type, limit: limit, actor: context.actor)
+        return Response.json(#"{"requeued":\#(done.requeued),"remaining":\#(done.remaining)}"#)
     }
 
     func purge(_ context: DocketContext) async throws -> Response {

@@ -34,8 +34,8 @@ enum OpenAPI {
               responses: [("200", "{jobs: [Job], nextCursor}"), ("400", "Invalid query")], query: ["queue", "limit", "cursor"]),
         .init(method: "POST", path: "/dlq/{id}/requeue", summary: "Requeue one dead job", body: nil,
               responses: [("200", "Requeued job"), ("404", "No such dead job")]),
-        .init(method: "POST", path: "/dlq/requeue", summary: "Requeue every dead job (optional queue and type filters)", body: "RequeueFilter",
-              responses: [("200", "{requeued: n}"), ("400", "Invalid filter")]),
+        .init(method: "POST", path: "/dlq/requeue", summary: "Requeue up to limit dead jobs, oldest death first (optional queue and type filters)", body: "RequeueFilter",
+              responses: [("200", "{requeued: n, remaining: m}"), ("400", "Invalid filter")]),
         .init(method: "DELETE", path: "/dlq/{id}", summary: "Purge one dead job from Redis (the journal keeps its history)", body: nil,
               responses: [("200", "{purged: id}"), ("404", "No such dead job")]),
         .init(method: "GET", path: "/queues", summary: "Queues with their counts", body: nil, responses: [("200", "{queues: [...]}")]),
@@ -62,7 +62,7 @@ enum OpenAPI {
     "EnqueueRequest":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"},"payload":{"description":"any JSON value, at most 512 KiB encoded"},"queue":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,64}$","default":"default"},"priority":{"type":"string","enum":["critical","high","normal","low"],"default":"normal"},"maxAttempts":{"type":"integer","minimum":1,"maximum":100,"default":3},"timeout":{"$ref":"#/components/schemas/Duration"},"delay":{"$ref":"#/components/schemas/Duration"},"runAt":{"type":"string","format":"date-time"},"backoff":{"type":"object","additionalProperties":false,"properties":{"base":{"$ref":"#/components/schemas/Duration"},"max":{"$ref":"#/components/schemas/Duration"}}},"idempotencyKey":{"type":"string","maxLength":256}}},
     "BatchRequest":{"type":"object","additionalProperties":false,"required":["jobs"],"properties":{"jobs":{"type":"array","minItems":1,"maxItems":1000,"items":{"$ref":"#/components/schemas/EnqueueRequest"}}}},
     "RecoverRequest":{"type":"object","additionalProperties":false,"properties":{"dryRun":{"type":"boolean","default":false},"asOf":{"type":"string","format":"date-time"}}},
-    "RequeueFilter":{"type":"object","additionalProperties":false,"properties":{"queue":{"type":"string"},"type":{"type":"string"}}},
+    "RequeueFilter":{"type":"object","additionalProperties":false,"properties":{"queue":{"type":"string"},"type":{"type":"string"},"limit":{"type":"integer","minimum":1,"maximum":10000,"default":1000}}},
     "Job":{"type":"object","properties":{"id":{"type":"string"},"type":{"type":"string"},"queue":{"type":"string"},"state":{"type":"string","enum":["scheduled","pending","active","retrying","completed","dead","cancelled","purged"]},"priority":{"type":"string"},"payload":{},"attempts":{"type":"integer"},"maxAttempts":{"type":"integer"},"timeout":{"type":"string"},"backoff":{"type":"object"},"runAt":{"type":"string","format":"date-time","nullable":true},"idempotencyKey":{"type":"string","nullable":true},"createdAt":{"type":"string","format":"date-time"},"updatedAt":{"type":"string","format":"date-time"},"startedAt":{"type":"string","format":"date-time","nullable":true},"finishedAt":{"type":"string","format":"date-time","nullable":true},"lastError":{"type":"string","nullable":true},"result":{},"progress":{},"source":{"type":"string","enum":["redis","journal"]},"spooled":{"type":"boolean"}}}
     """#
 

@@ -176,7 +176,7 @@ extension Docket {
                 filter["type"] = type
                 let body = String(decoding: try JSONSerialization.data(withJSONObject: filter), as: UTF8.self)
                 let result = try await client.call("POST", "/dlq/requeue", body: body)
-                if !client.json { print("requeued \(text(result["requeued"]))") }
+                if !client.json { print("requeued \(text(result["requeued"])), \(text(result["remaining"])) left") }
             case ("purge", let id?, false):
                 _ = try await client.call("DELETE", "/dlq/\(id)")
                 if !client.json { print("purged \(id)") }

@@ -169,6 +169,32 @@ struct LifecycleTests {
         }
     }
 
+    /// A large dead-letter queue is requeued in bounded slices: at most `limit` per call, oldest death first, with
+    /// an exact count of what is left, with or without a type filter.
+    @Test func deadJobsAreRequeuedInBoundedSlices() async throws {
+        try await withTestQueue { t in
+            let jobs = (0..<1_250).map { Job(type: $0 % 5 == 0 ? "rare" : "common", payload: "\($0)", maxAttempts: 1) }
+            _ = try await t.driver.enqueue(jobs, actor: nil)
+            while true {
+                let leases = try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero, max: 200)
+                if leases.isEmpty { break }
+                for lease in leases { _ = try await t.driver.fail(lease, error: "boom") }
+            }
+            #expect(try await t.driver.counts(.default).dead == 1_250)
+            let rare = try await t.driver.requeueDead(queue: .default, type: "rare", limit: 100, actor: "test")
+            #expect(rare.requeued == 100 && rare.remaining == 150)
+            let all = try await t.driver.requeueDead(queue: nil, type: nil, limit: 700, actor: "test")
+            #expect(all.requeued == 700 && all.remaining == 450)
+            let rest = try await t.driver.requeueDead(queue: .default, type: nil, limit: 10_000, actor: "test")
+            #expect(rest.requeued == 450 && rest.remaining == 0)
+            let counts = try await t.driver.counts(.default)
+            #expect(counts.dead == 0 && counts.pending == 1_250)
+            // Oldest death first: the first requeued "rare" job is the first one that died.
+            let first = try #require(try await t.driver.claim(from: [.default], worker: worker, lease: .seconds(30), wait: .zero))
+            #expect(first.job.type == "rare" && first.job.payload == "0" && first.job.attempts == 1)
+        }
+    }
+
     @Test func delayedJobsArePromotedOnlyWhenDue() async throws {
         try await withTestQueue { t in
             let runAt = Date().addingTimeInterval(3600)

@@ -126,6 +126,9 @@ struct BadInputTests {
         Case(.get, "/stats/history?bucket=1m&since=2000-01-01T00:00:00Z", nil, "bucket"),
         Case(.post, "/dlq/requeue", #"{"queue":5}"#, "queue"),
         Case(.post, "/dlq/requeue", #"{"everything":true}"#, "everything"),
+        Case(.post, "/dlq/requeue", #"{"limit":0}"#, "limit"),
+        Case(.post, "/dlq/requeue", #"{"limit":"all"}"#, "limit"),
+        Case(.post, "/dlq/requeue", #"{"limit":10001}"#, "limit"),
         Case(.post, "/admin/recover", #"{"dryRun":"yes"}"#, "dryRun"),
         Case(.post, "/admin/recover", #"{"asOf":"last tuesday"}"#, "asOf"),
     ]

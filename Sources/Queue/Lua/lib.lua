@@ -138,3 +138,15 @@ local function completeAll(activeKey, eventsKey, statsKey, jobKeyPrefix, now, tt
   end
   return done
 end
+
+-- Puts a dead or cancelled job back to pending with a fresh attempt count (the caller checked its state).
+-- k = { dead, pending, events, wake, counter }.
+local function requeueJob(k, jobKey, id, priority, now, actor)
+  redis.call('ZREM', k[1], id)
+  redis.call('PERSIST', jobKey)
+  redis.call('HSET', jobKey, 'state', 'pending', 'attempts', '0', 'updatedAt', now)
+  redis.call('HDEL', jobKey, 'finishedAt', 'worker', 'lease', 'leaseUntil', 'startedAt', 'runAt')
+  emit(k[3], jobKey, id, 'requeued', 'pending', '0', now, { 'actor', actor })
+  addPending(k[2], k[5], id, priority)
+  wake(k[4], 1)
+end

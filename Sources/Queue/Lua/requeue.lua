@@ -6,11 +6,5 @@
 local h = redis.call('HMGET', KEYS[1], 'state', 'priority')
 if not h[1] then return 'not_found' end
 if h[1] ~= 'dead' and h[1] ~= 'cancelled' then return h[1] end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('PERSIST', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', 'pending', 'attempts', 0, 'updatedAt', ARGV[2])
-redis.call('HDEL', KEYS[1], 'finishedAt', 'worker', 'lease', 'leaseUntil', 'startedAt', 'runAt')
-emit(KEYS[4], KEYS[1], ARGV[1], 'requeued', 'pending', 0, ARGV[2], { 'actor', ARGV[3] })
-addPending(KEYS[3], KEYS[6], ARGV[1], h[2])
-wake(KEYS[5], 1)
+requeueJob({ KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6] }, KEYS[1], ARGV[1], h[2], ARGV[2], ARGV[3])
 return 'ok'

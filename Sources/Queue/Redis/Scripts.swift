@@ -33,13 +33,14 @@ public enum Scripts {
     static let reap = RedisScript("reap", PackageResources.reap_lua, keys: 5)
     static let cancel = RedisScript("cancel", PackageResources.cancel_lua, keys: 5)
     static let requeue = RedisScript("requeue", PackageResources.requeue_lua, keys: 6)
+    static let requeueDead = RedisScript("requeue_dead", PackageResources.requeue_dead_lua, keys: 5)
     static let pause = RedisScript("pause", PackageResources.pause_lua, keys: 2)
     static let resume = RedisScript("resume", PackageResources.resume_lua, keys: 3)
     static let purge = RedisScript("purge", PackageResources.purge_lua, keys: 3)
     static let restore = RedisScript("restore", PackageResources.restore_lua, keys: 7)
 
     public static let all: [RedisScript] = [
-        enqueue, claim, renew, progress, complete, fail, release, promote, reap, cancel, requeue, pause, resume, purge, restore,
+        enqueue, claim, renew, progress, complete, fail, release, promote, reap, cancel, requeue, requeueDead, pause, resume, purge, restore,
     ]
 }
 
