@@ -188,7 +188,15 @@ public struct JournalReader: Sendable {
             SELECT \(b), event, COUNT(*) FROM journalEvent
             WHERE \(filter) AND event IN ('enqueued', 'completed', 'failed', 'lease_expired', 'dead') GROUP BY 1, 2
             """
-        let runsSQL = "SELECT \(b), runMs FROM journalEvent WHERE \(filter) AND runMs IS NOT NULL ORDER BY 1, 2"
+        // Percentiles by SQL, per bucket: only the two run times at the p50 and p95 ranks of each bucket come back,
+        // not every run time of the range (SQLite's sorter holds them, spilling to disk if it must).
+        let runsSQL = """
+            SELECT start, runMs, rank, n FROM (
+              SELECT \(b) AS start, runMs, ROW_NUMBER() OVER (PARTITION BY \(b) ORDER BY runMs) - 1 AS rank,
+                COUNT(*) OVER (PARTITION BY \(b)) AS n
+              FROM journalEvent WHERE \(filter) AND runMs IS NOT NULL)
+            WHERE rank = MIN(n - 1, n / 2) OR rank = MIN(n - 1, CAST(n * 0.95 AS INTEGER))
+            """
         let finalArguments = arguments
         return try await database.read { db in
             var buckets = [Int64: BucketStats]()
@@ -205,13 +213,11 @@ public struct JournalReader: Sendable {
                 }
                 buckets[start] = stats
             }
-            var runs = [Int64: [Int64]]()
-            let cursor = try Row.fetchCursor(db, sql: runsSQL, arguments: args)
-            while let row = try cursor.next() { runs[row[0], default: []].append(row[1]) }
-            for (start, list) in runs {  // already sorted by SQL
+            for row in try Row.fetchAll(db, sql: runsSQL, arguments: args) {
+                let start: Int64 = row[0], runMs: Int64 = row[1], rank: Int = row[2], n: Int = row[3]
                 var stats = buckets[start] ?? BucketStats(start: Date(millis: start))
-                stats.p50RunMs = list[min(list.count - 1, list.count / 2)]
-                stats.p95RunMs = list[min(list.count - 1, Int(Double(list.count) * 0.95))]
+                if rank == min(n - 1, n / 2) { stats.p50RunMs = runMs }
+                if rank == min(n - 1, Int(Double(n) * 0.95)) { stats.p95RunMs = runMs }
                 buckets[start] = stats
             }
             return buckets.keys.sorted().map { buckets[$0]! }

@@ -293,8 +293,11 @@ struct JournalTests {
             try await j.writer.write([.events(events)])
             let stats = try await j.reader.stats(since: t0, until: t0.addingTimeInterval(600), bucket: .minute)
             #expect(stats.count == 2)
-            #expect(stats[0].enqueued == 10 && stats[0].completed == 5 && stats[0].p50RunMs == 300)
-            #expect(stats[1].completed == 4 && stats[1].dead == 1)
+            // Minute 0 ran 100…500 ms, minute 1 ran 600…1000 ms: ranks n/2 and 0.95·n of each bucket's run times.
+            #expect(stats[0].enqueued == 10 && stats[0].completed == 5 && stats[0].p50RunMs == 300 && stats[0].p95RunMs == 500)
+            #expect(stats[1].completed == 4 && stats[1].dead == 1 && stats[1].p50RunMs == 800 && stats[1].p95RunMs == 1000)
+            let hourly = try await j.reader.stats(since: t0, until: t0.addingTimeInterval(600), bucket: .hour)
+            #expect(hourly.count == 1 && hourly[0].p50RunMs == 600 && hourly[0].p95RunMs == 1000)
             // Events after `enqueued` carry their job's type, so filtering by type sees them.
             let typed = try await j.reader.stats(since: t0, until: t0.addingTimeInterval(600), bucket: .hour, type: "s")
             #expect(typed.count == 1 && typed[0].completed == 9 && typed[0].enqueued == 10)
