@@ -1,89 +1,166 @@
-/// The API described in OpenAPI 3.0 (served at `/openapi.json`). A test checks that every route the
-/// router serves appears here.
+/// The API described in OpenAPI 3.1 (served at `/openapi.json`): every route, its typed parameters, request and
+/// response bodies as referenced schemas, the headers it sets, and which routes need no key. A test checks that
+/// every route the router serves appears here and that real answers match their schemas.
 enum OpenAPI {
+    struct Parameter {
+        let name: String, location: String, schema: String, description: String
+        var required = false
+    }
+
     struct Operation {
         let method: String, path: String, summary: String
-        let body: String?  // request schema ref
-        let responses: [(String, String)]  // status, description
-        var query: [String] = []
+        var body: String? = nil  // request schema name
+        /// (status, description, response schema name or nil for no JSON body, response headers)
+        let responses: [(String, String, String?, [String])]
+        var query: [Parameter] = []
+        /// Open routes (no API key): `/health`, `/metrics`, `/openapi.json`, `/`.
+        var open = false
     }
+
+    static let idParameter = Parameter(name: "id", location: "path", schema: #"{"type":"string","pattern":"^[A-Za-z0-9_-]{1,64}$"}"#,
+                                       description: "Job id", required: true)
+    static let queueParameter = Parameter(name: "queue", location: "path", schema: #"{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,64}$"}"#,
+                                          description: "Queue name", required: true)
+    static let limit = Parameter(name: "limit", location: "query", schema: #"{"type":"integer","minimum":1,"maximum":1000,"default":50}"#,
+                                 description: "Page size")
+    static let cursor = Parameter(name: "cursor", location: "query", schema: #"{"type":"string"}"#, description: "nextCursor of the previous page")
+    static let queueQuery = Parameter(name: "queue", location: "query", schema: #"{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,64}$"}"#,
+                                      description: "Only this queue")
+    static let typeQuery = Parameter(name: "type", location: "query", schema: #"{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"}"#,
+                                     description: "Only this job type")
+    static let since = Parameter(name: "since", location: "query", schema: #"{"type":"string","format":"date-time"}"#, description: "From (RFC 3339)")
+    static let until = Parameter(name: "until", location: "query", schema: #"{"type":"string","format":"date-time"}"#, description: "Until (RFC 3339)")
+
+    static let enqueueAnswers: [(String, String, String?, [String])] = [
+        ("201", "Created job", "Job", ["Location", "X-Request-Id"]),
+        ("200", "The existing job of a repeated idempotencyKey (Idempotent-Replay: true)", "Job", ["Idempotent-Replay", "X-Request-Id"]),
+        ("202", "Spooled: Redis unreachable; the job is journaled and pushed later (spooled: true)", "Job", ["X-Request-Id"]),
+        ("413", "Body or payload too large", "Error", []), ("415", "Content-Type is not application/json", "Error", []),
+    ]
 
     static let operations: [Operation] = [
         .init(method: "POST", path: "/jobs", summary: "Enqueue one job (write-ahead: journaled, then in Redis)", body: "EnqueueRequest",
-              responses: [("201", "Created job"), ("200", "Existing job for a repeated idempotencyKey (Idempotent-Replay: true)"),
-                          ("202", "Spooled: Redis unreachable, job journaled and pushed later"), ("400", "Invalid request"),
-                          ("401", "Missing or invalid API key"), ("413", "Body or payload too large"), ("415", "Not JSON"),
-                          ("429", "Rate limited")]),
-        .init(method: "POST", path: "/enqueue", summary: "Alias of POST /jobs", body: "EnqueueRequest",
-              responses: [("201", "Created job"), ("200", "Idempotent replay"), ("202", "Spooled"), ("400", "Invalid request"), ("413", "Too large")]),
+              responses: enqueueAnswers),
+        .init(method: "POST", path: "/enqueue", summary: "Alias of POST /jobs", body: "EnqueueRequest", responses: enqueueAnswers),
         .init(method: "POST", path: "/jobs/batch", summary: "Enqueue up to 1000 jobs, all or nothing", body: "BatchRequest",
-              responses: [("201", "{jobs: [Job]}"), ("202", "Spooled"), ("400", "Invalid request; field names the index, e.g. jobs[3].type"),
-                          ("413", "Too large")]),
-        .init(method: "GET", path: "/jobs/{id}", summary: "A job: live from Redis, else from the journal (source)", body: nil,
-              responses: [("200", "Job"), ("404", "Unknown job")]),
-        .init(method: "GET", path: "/jobs/{id}/events", summary: "A job's whole history by seq", body: nil,
-              responses: [("200", "{jobId, events: [Event], conflicts: [Event]}"), ("404", "Unknown job")]),
-        .init(method: "GET", path: "/jobs", summary: "History query over the journal, newest first, keyset-paginated", body: nil,
-              responses: [("200", "{jobs: [Job], nextCursor}"), ("400", "Invalid query")],
-              query: ["state", "type", "queue", "since", "until", "limit", "cursor"]),
-        .init(method: "DELETE", path: "/jobs/{id}", summary: "Cancel a pending, scheduled or retrying job", body: nil,
-              responses: [("200", "Cancelled job"), ("404", "Unknown job"), ("409", "Active or finished")]),
-        .init(method: "POST", path: "/jobs/{id}/retry", summary: "Requeue a dead or cancelled job", body: nil,
-              responses: [("200", "Requeued job"), ("404", "Unknown job"), ("409", "Not dead or cancelled")]),
-        .init(method: "GET", path: "/dlq", summary: "Dead jobs, newest death first", body: nil,
-              responses: [("200", "{jobs: [Job], nextCursor}"), ("400", "Invalid query")], query: ["queue", "limit", "cursor"]),
-        .init(method: "POST", path: "/dlq/{id}/requeue", summary: "Requeue one dead job", body: nil,
-              responses: [("200", "Requeued job"), ("404", "No such dead job")]),
-        .init(method: "POST", path: "/dlq/requeue", summary: "Requeue up to limit dead jobs, oldest death first (optional queue and type filters)", body: "RequeueFilter",
-              responses: [("200", "{requeued: n, remaining: m}"), ("400", "Invalid filter")]),
-        .init(method: "DELETE", path: "/dlq/{id}", summary: "Purge one dead job from Redis (the journal keeps its history)", body: nil,
-              responses: [("200", "{purged: id}"), ("404", "No such dead job")]),
-        .init(method: "GET", path: "/queues", summary: "Queues with their counts", body: nil, responses: [("200", "{queues: [...]}")]),
-        .init(method: "POST", path: "/queues/{queue}/pause", summary: "Pause claims from a queue (enqueues still land)", body: nil,
-              responses: [("200", "Queue with counts"), ("400", "Invalid queue name")]),
-        .init(method: "POST", path: "/queues/{queue}/resume", summary: "Resume a paused queue", body: nil,
-              responses: [("200", "Queue with counts"), ("400", "Invalid queue name")]),
-        .init(method: "GET", path: "/stats", summary: "Counts by state, in total and per queue", body: nil, responses: [("200", "Stats")]),
-        .init(method: "GET", path: "/stats/history", summary: "Per-bucket history from the journal", body: nil,
-              responses: [("200", "{bucket, buckets: [...]}"), ("400", "Invalid query")], query: ["since", "until", "bucket", "queue", "type"]),
-        .init(method: "GET", path: "/health", summary: "Redis, journal and ingestion lag (no auth)", body: nil,
-              responses: [("200", "ok or degraded"), ("503", "Journal unavailable")]),
-        .init(method: "GET", path: "/metrics", summary: "Prometheus text (no auth)", body: nil, responses: [("200", "Metrics")]),
-        .init(method: "GET", path: "/openapi.json", summary: "This document", body: nil, responses: [("200", "OpenAPI 3.0")]),
-        .init(method: "GET", path: "/", summary: "Dashboard (HTML): counts, queues with pause/resume, recent jobs, DLQ with requeue", body: nil,
-              responses: [("200", "HTML page")]),
+              responses: [("201", "Created jobs", "JobList", ["X-Request-Id"]), ("202", "Spooled (Redis unreachable)", "JobList", ["X-Request-Id"]),
+                          ("413", "Too large", "Error", []), ("415", "Content-Type is not application/json", "Error", [])]),
+        .init(method: "GET", path: "/jobs/{id}", summary: "A job: live from Redis, else from the journal (source)",
+              responses: [("200", "Job", "Job", ["X-Request-Id"]), ("404", "Unknown job", "Error", [])]),
+        .init(method: "GET", path: "/jobs/{id}/events", summary: "A job's whole history by seq, and any conflicting copies",
+              responses: [("200", "Events", "EventList", ["X-Request-Id"]), ("404", "Unknown job", "Error", [])]),
+        .init(method: "GET", path: "/jobs", summary: "History query over the journal, newest first, keyset-paginated",
+              responses: [("200", "A page of jobs", "JobPage", ["X-Request-Id"])],
+              query: [Parameter(name: "state", location: "query",
+                                schema: #"{"type":"string","enum":["scheduled","pending","active","retrying","completed","dead","cancelled","purged"]}"#,
+                                description: "Only jobs in this state"), typeQuery, queueQuery, since, until, limit, cursor]),
+        .init(method: "DELETE", path: "/jobs/{id}", summary: "Cancel a pending, scheduled or retrying job",
+              responses: [("200", "Cancelled job", "Job", ["X-Request-Id"]), ("404", "Unknown job", "Error", []),
+                          ("409", "Active or finished (or known only to the journal)", "Error", [])]),
+        .init(method: "POST", path: "/jobs/{id}/retry", summary: "Requeue a dead or cancelled job",
+              responses: [("200", "Requeued job", "Job", ["X-Request-Id"]), ("404", "Unknown job", "Error", []),
+                          ("409", "Not dead or cancelled (or known only to the journal)", "Error", [])]),
+        .init(method: "GET", path: "/dlq", summary: "Dead jobs, newest death first",
+              responses: [("200", "A page of dead jobs", "JobPage", ["X-Request-Id"])], query: [queueQuery, limit, cursor]),
+        .init(method: "POST", path: "/dlq/{id}/requeue", summary: "Requeue one dead job",
+              responses: [("200", "Requeued job", "Job", ["X-Request-Id"]), ("404", "No such dead job", "Error", [])]),
+        .init(method: "POST", path: "/dlq/requeue", summary: "Requeue up to limit dead jobs, oldest death first (optional queue and type filters)",
+              body: "RequeueFilter", responses: [("200", "How many were requeued and how many remain", "Requeued", ["X-Request-Id"])]),
+        .init(method: "DELETE", path: "/dlq/{id}", summary: "Purge one dead job from Redis (the journal keeps its history)",
+              responses: [("200", "Purged", "Purged", ["X-Request-Id"]), ("404", "No such dead job", "Error", [])]),
+        .init(method: "GET", path: "/queues", summary: "Queues with their counts", responses: [("200", "Queues", "QueueList", ["X-Request-Id"])]),
+        .init(method: "POST", path: "/queues/{queue}/pause", summary: "Pause claims from a queue (enqueues still land)",
+              responses: [("200", "The queue", "Queue", ["X-Request-Id"])]),
+        .init(method: "POST", path: "/queues/{queue}/resume", summary: "Resume a paused queue", responses: [("200", "The queue", "Queue", ["X-Request-Id"])]),
+        .init(method: "GET", path: "/stats", summary: "Counts by state, in total and per queue", responses: [("200", "Stats", "Stats", ["X-Request-Id"])]),
+        .init(method: "GET", path: "/stats/history", summary: "Per-bucket history from the journal",
+              responses: [("200", "Buckets", "StatsHistory", ["X-Request-Id"])],
+              query: [since, until, Parameter(name: "bucket", location: "query", schema: #"{"type":"string","enum":["1m","1h","1d"],"default":"1h"}"#,
+                                               description: "Bucket width"), queueQuery, typeQuery]),
+        .init(method: "GET", path: "/health", summary: "Redis, journal and ingestion lag",
+              responses: [("200", "ok", "Health", ["X-Request-Id"]), ("503", "degraded: Redis or the journal is down", "Health", ["Retry-After"])], open: true),
+        .init(method: "GET", path: "/metrics", summary: "Prometheus text exposition", responses: [("200", "Metrics (text/plain)", nil, [])], open: true),
+        .init(method: "GET", path: "/openapi.json", summary: "This document", responses: [("200", "OpenAPI 3.1", "OpenAPIDocument", [])], open: true),
+        .init(method: "GET", path: "/", summary: "Dashboard (HTML shell; it asks for the key and fetches data with it)",
+              responses: [("200", "HTML page", nil, [])], open: true),
         .init(method: "POST", path: "/admin/recover", summary: "Rebuild Redis from the journal (what was, or would be, restored)", body: "RecoverRequest",
-              responses: [("200", "{dryRun, asOf, candidates, alreadyInRedis, restored, stale, undefined, byState}"), ("400", "Invalid request")]),
+              responses: [("200", "Recovery report", "RecoverReport", ["X-Request-Id"])]),
     ]
 
     static let schemas = #"""
-    "Error":{"type":"object","required":["error"],"properties":{"error":{"type":"object","required":["code","message"],"properties":{"code":{"type":"string"},"message":{"type":"string"},"field":{"type":"string","nullable":true}}}}},
-    "Duration":{"oneOf":[{"type":"string","example":"30s"},{"type":"integer","description":"milliseconds"}]},
-    "EnqueueRequest":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"},"payload":{"description":"any JSON value, at most 512 KiB encoded"},"queue":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,64}$","default":"default"},"priority":{"type":"string","enum":["critical","high","normal","low"],"default":"normal"},"maxAttempts":{"type":"integer","minimum":1,"maximum":100,"default":3},"timeout":{"$ref":"#/components/schemas/Duration"},"delay":{"$ref":"#/components/schemas/Duration"},"runAt":{"type":"string","format":"date-time"},"backoff":{"type":"object","additionalProperties":false,"properties":{"base":{"$ref":"#/components/schemas/Duration"},"max":{"$ref":"#/components/schemas/Duration"}}},"idempotencyKey":{"type":"string","maxLength":256}}},
+    "Error":{"type":"object","required":["error"],"properties":{"error":{"type":"object","required":["code","message","field"],"properties":{"code":{"type":"string"},"message":{"type":"string"},"field":{"type":["string","null"]}}}}},
+    "Duration":{"oneOf":[{"type":"string","examples":["30s","250ms","5m","2h","1d"]},{"type":"integer","minimum":0,"description":"milliseconds"}]},
+    "EnqueueRequest":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"},"payload":{"description":"any JSON value, at most 512 KiB, stored byte for byte"},"queue":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,64}$","default":"default"},"priority":{"type":"string","enum":["critical","high","normal","low"],"default":"normal"},"maxAttempts":{"type":"integer","minimum":1,"maximum":100,"default":3},"timeout":{"$ref":"#/components/schemas/Duration"},"delay":{"$ref":"#/components/schemas/Duration"},"runAt":{"type":"string","format":"date-time"},"backoff":{"type":"object","additionalProperties":false,"properties":{"base":{"$ref":"#/components/schemas/Duration"},"max":{"$ref":"#/components/schemas/Duration"}}},"idempotencyKey":{"type":"string","minLength":1,"maxLength":256}}},
     "BatchRequest":{"type":"object","additionalProperties":false,"required":["jobs"],"properties":{"jobs":{"type":"array","minItems":1,"maxItems":1000,"items":{"$ref":"#/components/schemas/EnqueueRequest"}}}},
+    "RequeueFilter":{"type":"object","additionalProperties":false,"properties":{"queue":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,64}$"},"type":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"},"limit":{"type":"integer","minimum":1,"maximum":10000,"default":1000}}},
     "RecoverRequest":{"type":"object","additionalProperties":false,"properties":{"dryRun":{"type":"boolean","default":false},"asOf":{"type":"string","format":"date-time"}}},
-    "RequeueFilter":{"type":"object","additionalProperties":false,"properties":{"queue":{"type":"string"},"type":{"type":"string"},"limit":{"type":"integer","minimum":1,"maximum":10000,"default":1000}}},
-    "Job":{"type":"object","properties":{"id":{"type":"string"},"type":{"type":"string"},"queue":{"type":"string"},"state":{"type":"string","enum":["scheduled","pending","active","retrying","completed","dead","cancelled","purged"]},"priority":{"type":"string"},"payload":{},"attempts":{"type":"integer"},"maxAttempts":{"type":"integer"},"timeout":{"type":"string"},"backoff":{"type":"object"},"runAt":{"type":"string","format":"date-time","nullable":true},"idempotencyKey":{"type":"string","nullable":true},"createdAt":{"type":"string","format":"date-time"},"updatedAt":{"type":"string","format":"date-time"},"startedAt":{"type":"string","format":"date-time","nullable":true},"finishedAt":{"type":"string","format":"date-time","nullable":true},"lastError":{"type":"string","nullable":true},"result":{},"progress":{},"source":{"type":"string","enum":["redis","journal"]},"spooled":{"type":"boolean"}}}
+    "Job":{"type":"object","required":["id","type","queue","state","priority","payload","attempts","maxAttempts","timeout","backoff","createdAt","updatedAt"],"properties":{"id":{"type":"string"},"type":{"type":"string"},"queue":{"type":"string"},"state":{"type":"string","enum":["scheduled","pending","active","retrying","completed","dead","cancelled","purged"]},"priority":{"type":"string","enum":["critical","high","normal","low"]},"payload":{},"attempts":{"type":"integer","minimum":0},"maxAttempts":{"type":"integer"},"timeout":{"type":"string"},"backoff":{"type":"object","required":["base","max"],"properties":{"base":{"type":"string"},"max":{"type":"string"}}},"runAt":{"type":["string","null"],"format":"date-time"},"idempotencyKey":{"type":["string","null"]},"createdAt":{"type":"string","format":"date-time"},"updatedAt":{"type":"string","format":"date-time"},"startedAt":{"type":["string","null"],"format":"date-time"},"finishedAt":{"type":["string","null"],"format":"date-time"},"lastError":{"type":["string","null"]},"result":{},"progress":{},"source":{"type":"string","enum":["redis","journal"]},"spooled":{"type":"boolean"}}},
+    "JobList":{"type":"object","required":["jobs"],"properties":{"jobs":{"type":"array","items":{"$ref":"#/components/schemas/Job"}}}},
+    "JobPage":{"type":"object","required":["jobs","nextCursor"],"properties":{"jobs":{"type":"array","items":{"$ref":"#/components/schemas/Job"}},"nextCursor":{"type":["string","null"]}}},
+    "Event":{"type":"object","required":["seq","event","state","at","attempt"],"properties":{"seq":{"type":"integer","minimum":1},"event":{"type":"string"},"state":{"type":"string"},"at":{"type":"string","format":"date-time"},"attempt":{"type":"integer"},"worker":{"type":["string","null"]},"error":{"type":["string","null"]},"actor":{"type":["string","null"]},"detail":{"type":["string","null"]},"runMs":{"type":"integer"}}},
+    "EventList":{"type":"object","required":["jobId","events","conflicts"],"properties":{"jobId":{"type":"string"},"events":{"type":"array","items":{"$ref":"#/components/schemas/Event"}},"conflicts":{"type":"array","items":{"$ref":"#/components/schemas/Event"}}}},
+    "Counts":{"type":"object","required":["pending","scheduled","active","retrying","dead","completed","failed"],"properties":{"pending":{"type":"integer"},"scheduled":{"type":"integer"},"active":{"type":"integer"},"retrying":{"type":"integer"},"dead":{"type":"integer"},"completed":{"type":"integer"},"failed":{"type":"integer"},"paused":{"type":"boolean"}}},
+    "Queue":{"type":"object","required":["name","counts"],"properties":{"name":{"type":"string"},"counts":{"$ref":"#/components/schemas/Counts"}}},
+    "QueueList":{"type":"object","required":["queues"],"properties":{"queues":{"type":"array","items":{"$ref":"#/components/schemas/Queue"}}}},
+    "Stats":{"allOf":[{"$ref":"#/components/schemas/Counts"},{"type":"object","required":["queues"],"properties":{"queues":{"type":"object","additionalProperties":{"$ref":"#/components/schemas/Counts"}}}}]},
+    "StatsHistory":{"type":"object","required":["bucket","buckets"],"properties":{"bucket":{"type":"string","enum":["1m","1h","1d"]},"buckets":{"type":"array","items":{"type":"object","required":["start","enqueued","completed","failed","dead"],"properties":{"start":{"type":"string","format":"date-time"},"enqueued":{"type":"integer"},"completed":{"type":"integer"},"failed":{"type":"integer"},"dead":{"type":"integer"},"p50RunMs":{"type":["integer","null"]},"p95RunMs":{"type":["integer","null"]}}}}}},
+    "Health":{"type":"object","required":["status","redis","journal","journalLag"],"properties":{"status":{"type":"string","enum":["ok","degraded"]},"redis":{"type":"string","enum":["up","down"]},"journal":{"type":"string","enum":["up","down"]},"journalLag":{"type":"string"}}},
+    "Requeued":{"type":"object","required":["requeued","remaining"],"properties":{"requeued":{"type":"integer","minimum":0},"remaining":{"type":"integer","minimum":0}}},
+    "Purged":{"type":"object","required":["purged"],"properties":{"purged":{"type":"string"}}},
+    "RecoverReport":{"type":"object","required":["dryRun","candidates","alreadyInRedis","restored","stale","undefined","byState"],"properties":{"dryRun":{"type":"boolean"},"asOf":{"type":["string","null"],"format":"date-time"},"candidates":{"type":"integer"},"alreadyInRedis":{"type":"integer"},"restored":{"type":"integer"},"stale":{"type":"integer"},"undefined":{"type":"integer"},"byState":{"type":"object","additionalProperties":{"type":"integer"}}}},
+    "OpenAPIDocument":{"type":"object","required":["openapi","paths"]}
     """#
+
+    static let headers = #"""
+    "X-Request-Id":{"description":"The request's id: the client's (at most 128 visible ASCII characters) or a generated req-…","schema":{"type":"string"}},
+    "Location":{"description":"The created job","schema":{"type":"string"}},
+    "Idempotent-Replay":{"description":"true: nothing was created, this is the first job of the idempotency key","schema":{"type":"string","enum":["true"]}},
+    "Retry-After":{"description":"Seconds to wait before trying again","schema":{"type":"integer"}},
+    "Allow":{"description":"The methods the path serves","schema":{"type":"string"}},
+    "WWW-Authenticate":{"description":"Bearer","schema":{"type":"string"}}
+    """#
+
+    /// Answers every operation can give besides its own: bad input, keys, browser checks, limits, outages.
+    static func common(_ op: Operation) -> [(String, String, String?, [String])] {
+        var answers: [(String, String, String?, [String])] = [
+            ("403", "Host or Origin refused (see Security in the README)", "Error", []), ("405", "Method not allowed here", "Error", ["Allow"]),
+        ]
+        if op.body != nil || !op.query.isEmpty || op.path.contains("{") || op.method == "POST" { answers.append(("400", "Invalid request; field names what", "Error", [])) }
+        if !op.open {
+            answers.append(("401", "Missing or invalid API key", "Error", ["WWW-Authenticate"]))
+            answers.append(("429", "Rate limited", "Error", ["Retry-After"]))
+            answers.append(("503", "Redis or the journal is unavailable (redis_unavailable, journal_unavailable)", "Error", ["Retry-After"]))
+        }
+        return answers.filter { extra in !op.responses.contains { $0.0 == extra.0 } }
+    }
 
     static let document: String = {
         var paths = [String: [String]]()
         var order = [String]()
         for op in operations {
-            let params = (op.path.contains("{id}") ? [#"{"name":"id","in":"path","required":true,"schema":{"type":"string"}}"#] : [])
-                + (op.path.contains("{queue}") ? [#"{"name":"queue","in":"path","required":true,"schema":{"type":"string"}}"#] : [])
-                + op.query.map { #"{"name":"\#($0)","in":"query","required":false,"schema":{"type":"string"}}"# }
-            let responses = op.responses.map { status, text -> String in
-                let schema = status.hasPrefix("2") ? (op.path == "/metrics" || op.path == "/" ? "" : #","content":{"application/json":{"schema":{"type":"object"}}}"#)
-                    : ##","content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}}"##
-                return "\(JSONObject.quote(status)):{\"description\":\(JSONObject.quote(text))\(schema)}"
+            let params = (op.path.contains("{id}") ? [idParameter] : []) + (op.path.contains("{queue}") ? [queueParameter] : []) + op.query
+            let parameterText = params.map {
+                #"{"name":\#(JSONObject.quote($0.name)),"in":"\#($0.location)","required":\#($0.required),"description":\#(JSONObject.quote($0.description)),"schema":\#($0.schema)}"#
             }.joined(separator: ",")
-            let body = op.body.map { ##","requestBody":{"required":true,"content":{"application/json":{"schema":{"$ref":"#/components/schemas/\##($0)"}}}}"## } ?? ""
-            let operation = "\(JSONObject.quote(op.method.lowercased())):{\"summary\":\(JSONObject.quote(op.summary)),\"parameters\":[\(params.joined(separator: ","))]\(body),\"responses\":{\(responses)}}"
+            let responses = (op.responses + common(op)).map { status, text, schema, headers -> String in
+                var content = ""
+                if let schema {
+                    content = ##","content":{"application/json":{"schema":{"$ref":"#/components/schemas/\##(schema)"}}}"##
+                } else if op.path == "/metrics" {
+                    content = #","content":{"text/plain":{"schema":{"type":"string"}}}"#
+                } else if op.path == "/" {
+                    content = #","content":{"text/html":{"schema":{"type":"string"}}}"#
+                }
+                let headerText = headers.isEmpty ? "" : ",\"headers\":{" + headers.map { ##""\##($0)":{"$ref":"#/components/headers/\##($0)"}"## }.joined(separator: ",") + "}"
+                return "\(JSONObject.quote(status)):{\"description\":\(JSONObject.quote(text))\(headerText)\(content)}"
+            }.joined(separator: ",")
+            let body = op.body.map { ##","requestBody":{"required":\##(op.path != "/dlq/requeue" && op.path != "/admin/recover"),"content":{"application/json":{"schema":{"$ref":"#/components/schemas/\##($0)"}}}}"## } ?? ""
+            let security = op.open ? #","security":[]"# : ""
+            let operation = "\(JSONObject.quote(op.method.lowercased())):{\"summary\":\(JSONObject.quote(op.summary)),\"parameters\":[\(parameterText)]\(body),\"responses\":{\(responses)}\(security)}"
             if paths[op.path] == nil { order.append(op.path) }
             paths[op.path, default: []].append(operation)
         }
         let pathText = order.map { "\(JSONObject.quote($0)):{\(paths[$0]!.joined(separator: ","))}" }.joined(separator: ",")
-        return #"{"openapi":"3.0.3","info":{"title":"Docket","version":"0.1.0","description":"Distributed job queue: Redis hot path, SQLite journal."},"components":{"securitySchemes":{"bearer":{"type":"http","scheme":"bearer"},"apiKey":{"type":"apiKey","in":"header","name":"X-API-Key"}},"schemas":{\#(schemas)}},"security":[{"bearer":[]},{"apiKey":[]}],"paths":{\#(pathText)}}"#
+        return #"{"openapi":"3.1.0","info":{"title":"Docket","version":"0.1.0","description":"Distributed job queue: Redis hot path, SQLite journal. Every GET route also answers HEAD."},"components":{"securitySchemes":{"bearer":{"type":"http","scheme":"bearer"},"apiKey":{"type":"apiKey","in":"header","name":"X-API-Key"}},"headers":{\#(headers)},"schemas":{\#(schemas)}},"security":[{"bearer":[]},{"apiKey":[]}],"paths":{\#(pathText)}}"#
     }()
 }
