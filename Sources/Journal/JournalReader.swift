@@ -269,17 +269,14 @@ public struct JournalReader: Sendable {
         return job
     }
 
-    static func encodeCursor(at: Int64, id: String) -> String {
-        Data("\(at):\(id)".utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
-    }
+    /// A page's position: `<createdAt ms>:<job id>`, plain text, so any text of that shape is a position to start
+    /// from (what the OpenAPI document says a cursor is).
+    static func encodeCursor(at: Int64, id: String) -> String { "\(at):\(id)" }
 
     static func decodeCursor(_ cursor: String) throws -> (Int64, String) {
-        var text = cursor
-        while text.count % 4 != 0 { text += "=" }
-        guard let data = Data(base64Encoded: text), let decoded = String(data: data, encoding: .utf8),
-            let colon = decoded.firstIndex(of: ":"), let at = Int64(decoded[..<colon]),
-            JobID(rawValue: String(decoded[decoded.index(after: colon)...])) != nil
-        else { throw JournalError(.invalidCursor, message: "cursor \"\(cursor)\" was not issued by this server") }
-        return (at, String(decoded[decoded.index(after: colon)...]))
+        guard let colon = cursor.firstIndex(of: ":"), let at = Int64(cursor[..<colon]), at >= 0,
+            JobID(rawValue: String(cursor[cursor.index(after: colon)...])) != nil
+        else { throw JournalError(.invalidCursor, message: "cursor \"\(cursor.prefix(100))\" is not a position (<ms>:<job id>)") }
+        return (at, String(cursor[cursor.index(after: colon)...]))
     }
 }

@@ -272,6 +272,7 @@ public struct DocketAPI: Sendable {
         switch filters["limit"] {
         case nil, .null?: break
         case .int(let n)?: guard (1...10_000).contains(n) else { throw APIError.invalid("limit", "must be 1-10000") }; limit = Int(n)
+        case .double(let n)? where n == n.rounded() && (1...10_000).contains(n): limit = Int(n)  // 1552.0 is a whole number
         default: throw APIError.invalid("limit", "must be an integer 1-10000")
         }
         let done = try await driver.requeueDead(queue: queue, type: type, limit: limit, actor: context.actor)
@@ -347,7 +348,7 @@ public struct DocketAPI: Sendable {
         let now = Date()
         let until = try q.parse("until", "an RFC 3339 time") { Timestamp.parse($0) } ?? now
         let since = try q.parse("since", "an RFC 3339 time") { Timestamp.parse($0) } ?? until.addingTimeInterval(-86_400)
-        guard since < until else { throw APIError.invalid("since", "must be before until") }
+        // An empty or reversed range has no buckets (not an error: every such range is a valid question).
         let bucket = try q.parse("bucket", "1m, 1h or 1d") { JournalReader.Bucket(rawValue: $0) } ?? .hour
         guard until.timeIntervalSince(since) / (Double(bucket == .minute ? 60 : bucket == .hour ? 3600 : 86_400)) <= 10_000 else {
             throw APIError.invalid("bucket", "more than 10000 buckets in that range; use a larger bucket")

@@ -28,6 +28,8 @@ enum EnqueueRequest {
             case .int(let ms)?:
                 guard ms >= 0, ms <= 1_000_000_000_000 else { throw APIError.invalid(field(name), "out of range") }
                 return .milliseconds(ms)
+            case .double(let ms)? where ms == ms.rounded() && ms >= 0 && ms <= 1_000_000_000_000:
+                return .milliseconds(Int64(ms))  // 116903.0 is a whole number of milliseconds (JSON Schema's integer)
             case .string(let s)?:
                 guard let d = DurationText.parse(s) else { throw APIError.invalid(field(name), "\"\(s)\" is not a duration (250ms, 30s, 5m, 2h or milliseconds)") }
                 return d
@@ -53,6 +55,8 @@ enum EnqueueRequest {
         case nil, .null?: break
         case .int(let n)?:
             guard (1...100).contains(n) else { throw APIError.invalid(field("maxAttempts"), "must be 1-100") }
+            maxAttempts = Int(n)
+        case .double(let n)? where n == n.rounded() && (1...100).contains(n):
             maxAttempts = Int(n)
         case let other?: throw APIError.invalid(field("maxAttempts"), "must be an integer, not \(other.kind)")
         }

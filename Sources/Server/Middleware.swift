@@ -98,9 +98,11 @@ struct AuthMiddleware: RouterMiddleware {
         if keys.isEmpty || ["/health", "/metrics", "/"].contains(request.uri.path) { return try await next(request, context) }
         let address = "addr:" + limiter.clientAddress(request, context)
         try limiter.check(address)  // a client that keeps failing is stopped before its keys are even compared
+        // A credential that is present is the one judged: a bad Authorization header is never passed over for a
+        // good X-API-Key (or the other way round).
         var presented: String?
-        if let auth = request.headers[.authorization], auth.lowercased().hasPrefix("bearer ") {
-            presented = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        if let auth = request.headers[.authorization] {
+            presented = auth.lowercased().hasPrefix("bearer ") ? String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
         } else if let key = request.headers[.init("X-API-Key")!] {
             presented = key
         }
