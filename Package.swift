@@ -134,6 +134,7 @@ let package = Package(
             dependencies: [
                 "DocketQueue", "DocketJournal", "DocketServer", "DocketTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/ServerTests",
             swiftSettings: [.swiftLanguageMode(.v6), .enableUpcomingFeature("ExistentialAny")]

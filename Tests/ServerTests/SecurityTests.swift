@@ -3,6 +3,8 @@ import DocketServer
 import DocketTestSupport
 import Foundation
 import Hummingbird
+import NIOCore
+import NIOPosix
 import Testing
 
 /// SPEC §4's browser safety, key handling, limits and HTTP semantics, against a real Redis and journal.
@@ -108,6 +110,25 @@ struct SecurityTests {
             #expect(head.status == 200 && head.text.isEmpty, "\(head.status) \(head.text)")
             #expect(try await api.call(.head, "/stats").status == 200)
             #expect(try await api.call(.head, "/jobs/\(JobID.make())").status == 404)
+        }
+    }
+
+    /// Slow-loris: clients that open connections and trickle half a request never hold the server up for others.
+    @Test func slowClientsDoNotHoldTheServerUp() async throws {
+        try await withAPI(mode: .live) { api in
+            let port = try #require(api.client.port)
+            var channels = [any Channel]()
+            defer { for channel in channels { channel.close(promise: nil) } }
+            for n in 0..<32 {
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+                // Headers never finished, or a body promised and never sent.
+                let partial = n % 2 == 0 ? "POST /jobs HTTP/1.1\r\nHost: localhost\r\nX-Slow: a"
+                    : "POST /jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ty"
+                try await channel.writeAndFlush(ByteBuffer(string: partial)).get()
+                channels.append(channel)
+            }
+            for _ in 0..<10 { #expect(try await api.call(.get, "/health").status == 200) }
+            #expect(try await api.call(.post, "/jobs", json: #"{"type":"t"}"#).status == 201)
         }
     }
 
