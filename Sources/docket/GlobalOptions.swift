@@ -6,7 +6,7 @@ import Logging
 /// Flags every command shares. argument-parser reads no environment, so each flag falls back to its
 /// `DOCKET_*` variable here, in one place.
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "Redis URL: redis://[:password@]host:port/db or unix:///path (env DOCKET_REDIS_URL).")
+    @Option(help: "Redis URL: redis://[:password@]host:port/db, unix:///path, or redis+sentinel://host:port[,host:port]/master[/db] (env DOCKET_REDIS_URL).")
     var redis: String?
 
     @Option(help: "Key prefix in Redis (env DOCKET_PREFIX, default docket).")

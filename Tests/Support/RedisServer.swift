@@ -120,7 +120,7 @@ public final class RedisServer: @unchecked Sendable {  // mutable pid guarded by
         return "/usr/bin/redis-server"
     }()
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()

@@ -50,10 +50,40 @@ public final class RedisClient: Service, Sendable {
         self.init(configuration: Configuration(url: url), logger: logger)
     }
 
-    /// Waits for shutdown, then closes every connection.
+    /// Waits for shutdown, then closes every connection. With a `redis+sentinel://` URL it meanwhile asks Sentinel for
+    /// the master every `sentinelPoll` and, when the answer changes (a failover), drops every connection so the next
+    /// requests reach the new master instead of the old one, which keeps accepting writes until Sentinel demotes it.
     public func run() async throws {
-        try? await gracefulShutdown()
+        if case .sentinel(let nodes, let master) = configuration.url.endpoint {
+            await cancelWhenGracefulShutdown { await self.followSentinel(nodes, master) }
+        } else {
+            try? await gracefulShutdown()
+        }
         shutdown()
+    }
+
+    /// How often a Sentinel-configured client asks which server is master.
+    public static let sentinelPoll: Duration = .milliseconds(500)
+
+    private func followSentinel(_ nodes: [RedisURL.SentinelNode], _ master: String) async {
+        var known: String?
+        while !Task.isCancelled {
+            if let (host, port) = try? await RedisConnection.masterAddress(nodes, master, on: group, timeout: configuration.connectTimeout) {
+                let address = "\(host):\(port)"
+                if let known, known != address {
+                    logger.warning("Sentinel switched master; reconnecting", metadata: ["redis.master": "\(address)", "redis.previous": "\(known)"])
+                    dropConnections()
+                }
+                known = address
+            }
+            try? await Task.sleep(for: Self.sentinelPoll)
+        }
+    }
+
+    /// Closes every connection without shutting down: the next requests connect again.
+    func dropConnections() {
+        for slot in slots { slot.close() }
+        for connection in idleDedicated.withLock({ list in defer { list.removeAll() }; return list }) { connection.close() }
     }
 
     /// Closes every connection; later requests throw `shutdown`.

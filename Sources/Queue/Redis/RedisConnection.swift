@@ -20,6 +20,27 @@ public final class RedisConnection: Sendable {
     public var runID: String? { serverRunID.withLock { $0 } }
 
     /// Connects, then authenticates, selects the database named by `url` and learns the server's run id.
+    /// The address Sentinel gives for `master`, from the first of `nodes` that answers.
+    static func masterAddress(_ nodes: [RedisURL.SentinelNode], _ master: String, on group: any EventLoopGroup, timeout: Duration)
+        async throws -> (String, Int)
+    {
+        var failures = [String]()
+        for node in nodes {
+            do {
+                let sentinel = try await connect(to: RedisURL(endpoint: .tcp(host: node.host, port: node.port)), on: group, timeout: timeout, commandTimeout: timeout)
+                defer { sentinel.close() }
+                let reply = try await sentinel.send(RedisCommand("SENTINEL", ["get-master-addr-by-name", RESPArgument(master)]))
+                if let pair = reply.array, pair.count == 2, let host = pair[0].string, let port = pair[1].string.flatMap({ Int($0) }) {
+                    return (host, port)
+                }
+                failures.append("\(node.host):\(node.port) knows no master \(master)")
+            } catch {
+                failures.append("\(node.host):\(node.port): \(error)")
+            }
+        }
+        throw RedisClientError(.connectionFailed, message: "no Sentinel gave master \(master): \(failures.joined(separator: "; "))")
+    }
+
     public static func connect(
         to url: RedisURL,
         on group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -37,6 +58,20 @@ public final class RedisConnection: Sendable {
                     ])
                 }
             }
+        if case .sentinel(let nodes, let master) = url.endpoint {
+            // Sentinel: ask for the current master, connect to it, and make sure it still is one (a Sentinel can answer
+            // with the old master for a moment during a failover; the caller's backoff then tries again).
+            let (host, port) = try await masterAddress(nodes, master, on: group, timeout: timeout)
+            var direct = url
+            direct.endpoint = .tcp(host: host, port: port)
+            let connection = try await connect(to: direct, on: group, timeout: timeout, commandTimeout: commandTimeout)
+            let role = try? await connection.send(RedisCommand("ROLE"))
+            guard role?.array?.first?.string == "master" else {
+                connection.close()
+                throw RedisClientError(.connectionFailed, message: "\(url): \(host):\(port) is not master \(master) (yet)")
+            }
+            return connection
+        }
         let channel: any Channel
         do {
             switch url.endpoint {
@@ -45,6 +80,8 @@ public final class RedisConnection: Sendable {
                     .connect(host: host, port: port).get()
             case .unix(let path):
                 channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+            case .sentinel:
+                preconditionFailure("resolved above")
             }
         } catch {
             throw RedisClientError(.connectionFailed, message: "\(url): \(error)")
@@ -186,6 +223,9 @@ final class RedisCommandHandler: ChannelDuplexHandler {
             replies = []
             head.promise.succeed(done)
         }
+        // A master demoted to replica (a failover): drop the connection so the next request connects again, through
+        // Sentinel to the new master when the URL names Sentinels.
+        if case .error(let message) = value, message.hasPrefix("READONLY") { context.close(promise: nil) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

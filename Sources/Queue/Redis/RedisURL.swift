@@ -1,8 +1,21 @@
-/// Where Redis is: `redis://[[user]:password@]host[:port][/db]` or `unix:///path/to/redis.sock[?db=N]`.
+/// Where Redis is: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to/redis.sock[?db=N]`, or
+/// `redis+sentinel://[[user]:password@]host:port[,host:port...]/master[/db]` (the master Sentinel names; the
+/// credentials are the master's).
 public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     public enum Endpoint: Sendable, Hashable {
         case tcp(host: String, port: Int)
         case unix(path: String)
+        /// Ask these Sentinels which server is master `master` on every (re)connect.
+        case sentinel(nodes: [SentinelNode], master: String)
+    }
+
+    public struct SentinelNode: Sendable, Hashable {
+        public let host: String
+        public let port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
     }
 
     public var endpoint: Endpoint
@@ -37,8 +50,9 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             self.init(endpoint: .unix(path: rest), database: database)
             return
         }
-        guard string.hasPrefix("redis://") else { throw invalid("unknown scheme") }
-        var rest = Substring(string.dropFirst("redis://".count))
+        let sentinel = string.hasPrefix("redis+sentinel://")
+        guard string.hasPrefix("redis://") || sentinel else { throw invalid("unknown scheme") }
+        var rest = Substring(string.dropFirst(sentinel ? "redis+sentinel://".count : "redis://".count))
         var username: String?
         var password: String?
         if let at = rest.lastIndex(of: "@") {
@@ -51,6 +65,29 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             } else {
                 password = String(userinfo).removingPercentEncodingLite
             }
+        }
+        if sentinel {
+            // host:port,host:port/master[/db]
+            guard let slash = rest.firstIndex(of: "/") else { throw invalid("missing the master's name") }
+            let path = rest[rest.index(after: slash)...].split(separator: "/", omittingEmptySubsequences: false)
+            guard let master = path.first, !master.isEmpty, path.count <= 2 else { throw invalid("missing the master's name") }
+            var database = 0
+            if path.count == 2, !path[1].isEmpty {
+                guard let n = Int(path[1]), n >= 0 else { throw invalid("bad database number") }
+                database = n
+            }
+            var nodes = [SentinelNode]()
+            for part in rest[..<slash].split(separator: ",") {
+                guard let colon = part.lastIndex(of: ":"), let port = Int(part[part.index(after: colon)...]), (1...65535).contains(port),
+                    colon > part.startIndex
+                else { throw invalid("a Sentinel needs host:port") }
+                var host = part[..<colon]
+                if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }  // [::1]:26379
+                nodes.append(SentinelNode(host: String(host), port: port))
+            }
+            guard !nodes.isEmpty else { throw invalid("no Sentinel given") }
+            self.init(endpoint: .sentinel(nodes: nodes, master: String(master)), username: username, password: password, database: database)
+            return
         }
         var database = 0
         if let slash = rest.firstIndex(of: "/") {
@@ -89,6 +126,9 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             return "redis://\(auth)\(h):\(port)/\(database)"
         case .unix(let path):
             return "unix://\(path)" + (database == 0 ? "" : "?db=\(database)")
+        case .sentinel(let nodes, let master):
+            let list = nodes.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" }.joined(separator: ",")
+            return "redis+sentinel://\(auth)\(list)/\(master)/\(database)"
         }
     }
 }
