@@ -103,16 +103,19 @@ struct JSONParser {
                 throw APIError.invalid(field, "duplicate key")
             }
             path.removeLast()
-            skipSpace()
-            guard i < bytes.count else { throw malformed("unexpected end") }
-            if bytes[i] == UInt8(ascii: ",") {
-                i += 1
-                continue
-            }
-            guard bytes[i] == UInt8(ascii: "}") else { throw malformed("expected ',' or '}'") }
-            i += 1
-            return .object(members)
+            if try closes(UInt8(ascii: "}")) { return .object(members) }
         }
+    }
+
+    /// After a member or item: true when `close` ends the container, false after a `,` (another one follows).
+    private mutating func closes(_ close: UInt8) throws(APIError) -> Bool {
+        skipSpace()
+        guard i < bytes.count else { throw malformed("unexpected end") }
+        let next = bytes[i]
+        i += 1
+        if next == UInt8(ascii: ",") { return false }
+        guard next == close else { i -= 1; throw malformed("expected ',' or '\(Character(Unicode.Scalar(close)))'") }
+        return true
     }
 
     private mutating func array(depth: Int) throws(APIError) -> JSONValue {
@@ -129,15 +132,7 @@ struct JSONParser {
             path.append("[\(items.count)]")
             items.append(try value(depth: depth))
             path.removeLast()
-            skipSpace()
-            guard i < bytes.count else { throw malformed("unexpected end") }
-            if bytes[i] == UInt8(ascii: ",") {
-                i += 1
-                continue
-            }
-            guard bytes[i] == UInt8(ascii: "]") else { throw malformed("expected ',' or ']'") }
-            i += 1
-            return .array(items)
+            if try closes(UInt8(ascii: "]")) { return .array(items) }
         }
     }
 

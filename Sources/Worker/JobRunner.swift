@@ -81,10 +81,8 @@ struct JobRunner: Sendable {
 
     /// Writes the outcome, retrying while Redis is unreachable (the lease keeps the job ours meanwhile).
     private func record(_ outcome: Outcome, lease: Lease, logger: JobLogger) async {
-        var pause: Duration = .milliseconds(100)
-        let giveUp = ContinuousClock.now + self.lease
-        while true {
-            do {
+        do {
+            try await Self.retryingWhileUnreachable(for: self.lease) {
                 switch outcome {
                 case .succeeded(let result):
                     try await driver.complete(lease, result: result)
@@ -101,15 +99,24 @@ struct JobRunner: Sendable {
                 case .leaseLost:
                     logger.warning("Job lease lost while running; its result is dropped")
                 }
-                return
-            } catch let error as QueueError where error.code == .leaseLost {
-                logger.warning("Job lease lost before its outcome was written", ["job.outcome": "\(outcome)"])
-                return
+            }
+        } catch let error as QueueError where error.code == .leaseLost {
+            logger.warning("Job lease lost before its outcome was written", ["job.outcome": "\(outcome)"])
+        } catch {
+            logger.error("Could not record job outcome; the lease will expire and the job run again", ["error": "\(error)"])
+        }
+    }
+
+    /// Runs `write` until it succeeds; while Redis is unreachable it tries again with backoff, for at most `limit`
+    /// (a lease's length: after that the job is reaped and runs again anyway). Other errors are thrown at once.
+    static func retryingWhileUnreachable(for limit: Duration, _ write: () async throws -> Void) async throws {
+        var pause: Duration = .milliseconds(100)
+        let giveUp = ContinuousClock.now + limit
+        while true {
+            do {
+                return try await write()
             } catch {
-                guard ContinuousClock.now < giveUp, (error as? RedisClientError)?.isConnectionError == true else {
-                    logger.error("Could not record job outcome; the lease will expire and the job run again", ["error": "\(error)"])
-                    return
-                }
+                guard ContinuousClock.now < giveUp, (error as? RedisClientError)?.isConnectionError == true else { throw error }
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(2))
             }

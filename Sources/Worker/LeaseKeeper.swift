@@ -211,22 +211,12 @@ final class AckBuffer: Sendable {
 
     /// Records `batch`, retrying while Redis is unreachable until the leases would have run out.
     private func record(_ batch: [Completion]) async {
-        var pause: Duration = .milliseconds(100)
-        let giveUp = ContinuousClock.now + lease
-        while true {
-            do {
-                report(batch, try await driver.complete(batch))
-                return
-            } catch {
-                guard ContinuousClock.now < giveUp, (error as? RedisClientError)?.isConnectionError == true else {
-                    logger.error("Could not record job outcomes; the leases will expire and the jobs run again", metadata: [
-                        "error": "\(error)", "jobs": "\(batch.count)",
-                    ])
-                    return
-                }
-                try? await Task.sleep(for: pause)
-                pause = min(pause * 2, .seconds(2))
-            }
+        do {
+            try await JobRunner.retryingWhileUnreachable(for: lease) { report(batch, try await driver.complete(batch)) }
+        } catch {
+            logger.error("Could not record job outcomes; the leases will expire and the jobs run again", metadata: [
+                "error": "\(error)", "jobs": "\(batch.count)",
+            ])
         }
     }
 
