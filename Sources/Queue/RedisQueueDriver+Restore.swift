@@ -122,6 +122,11 @@ extension RedisQueueDriver {
     /// FLUSHALL, a restart without persistence, or any restart at all (the marker holds the `run_id` of the
     /// Redis process that was last rebuilt or checked, so a Redis restored from an older snapshot is noticed).
     public func markerState() async throws -> (holds: Bool, runID: String) {
+        if redis.isCluster {
+            // Every master's own marker; the run id is the masters' run ids, comma-separated (see `setMarker`).
+            let nodes = try await clusterMarkers()
+            return (nodes.allSatisfy(\.holds), nodes.map(\.runID).joined(separator: ","))
+        }
         let replies = try await redis.pipeline([RedisCommand("GET", [RESPArgument(keys.marker)]), RedisCommand("INFO", ["server"])])
         for case .error(let message) in replies { throw RedisClientError(.serverError, message: message) }
         let runID = RedisConnection.runID(fromInfo: replies[1]) ?? "unknown"
@@ -132,13 +137,43 @@ extension RedisQueueDriver {
 
     /// Marks Redis process `runID` as holding this deployment's data (after recovery rebuilt it). If Redis
     /// restarted since `runID` was read, the marker names the old process and the next check rebuilds again.
+    /// In a cluster `runID` lists the masters' run ids (from `markerState`): each master still running one of them
+    /// gets its own marker; a master that changed since (a failover, a restart) is left unmarked for the next check.
     public func setMarker(runID: String) async throws {
-        _ = try await redis.send(RedisCommand("SET", [RESPArgument(keys.marker), RESPArgument(runID)]))
+        guard redis.isCluster else {
+            _ = try await redis.send(RedisCommand("SET", [RESPArgument(keys.marker), RESPArgument(runID)]))
+            return
+        }
+        let vouched = Set(runID.split(separator: ",").map(String.init))
+        for node in try await clusterMarkers() where vouched.contains(node.runID) {
+            _ = try await redis.pipeline([RedisCommand("SET", [RESPArgument(node.key), RESPArgument(node.runID)])], onRunID: node.runID)
+        }
     }
 
-    /// Removes the marker while a rebuild runs: fenced enqueues are refused and claims after a restart wait.
+    /// Removes the marker while a rebuild runs: fenced enqueues are refused and claims after a restart wait. In a
+    /// cluster only the markers of masters that lost their vouching go (the others keep taking work meanwhile).
     public func clearMarker() async throws {
-        _ = try await redis.send(RedisCommand("DEL", [RESPArgument(keys.marker)]))
+        guard redis.isCluster else {
+            _ = try await redis.send(RedisCommand("DEL", [RESPArgument(keys.marker)]))
+            return
+        }
+        for node in try await clusterMarkers() where !node.holds {
+            _ = try await redis.send(RedisCommand("DEL", [RESPArgument(node.key)]))
+        }
+    }
+
+    /// Each cluster master's marker key, its run id, and whether the marker names it (a master promoted from a
+    /// replica carries its old master's marker, naming another process: not vouched, rebuilt like a restarted Redis).
+    private func clusterMarkers() async throws -> [(key: RedisKey, runID: String, holds: Bool, marked: Bool)] {
+        var nodes = [(key: RedisKey, runID: String, holds: Bool, marked: Bool)]()
+        for master in try await redis.clusterMasters() {
+            let key = keys.marker(tag: master.tag)
+            let (replies, runID) = try await redis.pipelineReportingRunID([RedisCommand("GET", [RESPArgument(key)])])
+            if case .error(let message) = replies[0] { throw RedisClientError(.serverError, message: message) }
+            let id = runID ?? "unknown"
+            nodes.append((key, id, replies[0].string == id, !replies[0].isNull))
+        }
+        return nodes
     }
 
     /// The Redis process (`run_id`) a journal vouched for (its marker names it), or, when no journal is
@@ -148,6 +183,7 @@ extension RedisQueueDriver {
     public func verifiedRunID() async throws -> String? {
         let now = ContinuousClock.now
         if let runID = verified.withLock({ state in state.recheckAt.map { now < $0 } ?? true ? state.runID : nil }) { return runID }
+        if redis.isCluster { return try await clusterVerifiedRunIDs(now: now, waited: false) }
         let (replies, runID) = try await redis.pipelineReportingRunID([
             RedisCommand("GET", [RESPArgument(keys.marker)]), RedisCommand("ZCARD", [RESPArgument(keys.journals)]),
         ])
@@ -164,6 +200,27 @@ extension RedisQueueDriver {
             return nil
         }
         return runID
+    }
+
+    /// The cluster masters claims and fenced enqueues may use, as a comma-separated list of run ids: those whose
+    /// marker names them, all of them when no journal is registered or claims `waited` out `fenceWait`. Checked again
+    /// every second, so a master that just lost its data (FLUSHALL keeps its run id) or was rebuilt is noticed.
+    private func clusterVerifiedRunIDs(now: ContinuousClock.Instant, waited: Bool) async throws -> String? {
+        let (replies, journalsNode) = try await redis.pipelineReportingRunID([RedisCommand("ZCARD", [RESPArgument(keys.journals)])])
+        let journals = replies[0].int ?? 0
+        let nodes = try await clusterMarkers()
+        // An empty journal list proves nothing on a master promoted after a failover (it carries its old master's
+        // marker): the list may be what it lost.
+        let promoted = nodes.contains { $0.runID == journalsNode && $0.marked && !$0.holds }
+        let all = (journals == 0 && !promoted) || waited
+        let vouched = nodes.filter { all || $0.holds }.map(\.runID)
+        let runIDs = vouched.isEmpty ? nil : vouched.joined(separator: ",")
+        verified.withLock { state in
+            state.runID = runIDs
+            state.recheckAt = now + .seconds(1)
+            if vouched.count == nodes.count { state.waitingSince = nil }
+        }
+        return runIDs
     }
 
     /// Forgets the verified process (after `serverChanged`: Redis restarted), so the next call checks again.
@@ -190,6 +247,7 @@ extension RedisQueueDriver {
         }
         guard since.duration(to: now) >= configuration.fenceWait else { return nil }
         logger.warning("No journal vouched for this Redis after a restart; claiming anyway", metadata: ["fence.wait": "\(configuration.fenceWait)"])
+        if redis.isCluster { return try await clusterVerifiedRunIDs(now: now, waited: true) }
         let runID = try await redis.pipelineReportingRunID([RedisCommand("PING")]).runID
         verified.withLock { $0 = (runID, nil, nil) }
         return runID

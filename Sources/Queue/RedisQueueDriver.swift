@@ -64,19 +64,23 @@ public final class RedisQueueDriver: QueueDriver {
         }
         try await register(Set(jobs.map(\.queue)))
         let now = Date()
+        // In a cluster the script cannot read the marker (another slot): each master's marker is checked by
+        // `verifiedRunID` instead, and the script gets a key of its own slot in its place.
+        let cluster = redis.isCluster
+        let checkMarker = fenced && !cluster
         let calls = jobs.map { job -> (script: RedisScript, keys: [RedisKey], arguments: [RESPArgument]) in
             let q = keys.queue(job.queue)
             let idem = job.idempotencyKey ?? ""
             return (
                 Scripts.enqueue,
-                [q.job(job.id), q.pending, q.scheduled, q.events, q.idempotency(idem), q.wake, q.counter, keys.marker],
+                [q.job(job.id), q.pending, q.scheduled, q.events, q.idempotency(idem), q.wake, q.counter, cluster ? q.counter : keys.marker],
                 [
                     RESPArgument(job.id.rawValue), RESPArgument(job.type.rawValue), RESPArgument(job.queue.rawValue),
                     RESPArgument(job.payload), RESPArgument(job.priority.rawValue), RESPArgument(job.maxAttempts),
                     RESPArgument(job.timeout.milliseconds), RESPArgument(job.backoff.base.milliseconds),
                     RESPArgument(job.backoff.max.milliseconds), RESPArgument(job.runAt?.millis ?? 0),
                     RESPArgument(now.millis), RESPArgument(idem), RESPArgument(configuration.idempotencyTTL.milliseconds),
-                    RESPArgument(actor ?? ""), RESPArgument(job.createdAt.millis), RESPArgument(fenced ? "1" : "0"),
+                    RESPArgument(actor ?? ""), RESPArgument(job.createdAt.millis), RESPArgument(checkMarker ? "1" : "0"),
                 ]
             )
         }
@@ -189,7 +193,10 @@ public final class RedisQueueDriver: QueueDriver {
             replies = try await redis.evalScripts(calls.map { ($0.script, $0.keys, $0.arguments) }, onRunID: runID)
         } catch let error as RedisClientError where error.code == .serverChanged {
             forgetVerified()  // Redis restarted since it was vouched for: check again before claiming
-            return ([], try await complete(completions))
+            let completed = try await complete(completions)
+            // In a cluster only the first queue's master may be unvouched: the other queues are still claimed.
+            guard redis.isCluster else { return ([], completed) }
+            return (try await claimInTurn(queues.dropFirst(), worker: worker, lease: lease, max: max, runID: runID), completed)
         }
         var completed = [Bool](repeating: false, count: completions.count)
         let claimed = try replies[0].get()
@@ -203,12 +210,23 @@ public final class RedisQueueDriver: QueueDriver {
         }
         var leases = try decodeLeases(claimed, token: calls[0].token, worker: worker)
         // The first queue had nothing ready: try the others in order, as a plain claim.
-        for queue in queues.dropFirst() where leases.isEmpty {
-            let call = claimCall(queue, completing: [], worker: worker, lease: lease, max: max)
-            let reply = try await redis.evalScript(call.script, keys: call.keys, arguments: call.arguments, onRunID: runID)
-            leases = try decodeLeases(reply, token: call.token, worker: worker)
-        }
+        if leases.isEmpty { leases = try await claimInTurn(queues.dropFirst(), worker: worker, lease: lease, max: max, runID: runID) }
         return (leases, completed)
+    }
+
+    /// Claims from the first of `queues` that has work, one queue at a time.
+    private func claimInTurn(_ queues: ArraySlice<QueueName>, worker: WorkerID, lease: Duration, max: Int, runID: String) async throws -> [Lease] {
+        for queue in queues {
+            let call = claimCall(queue, completing: [], worker: worker, lease: lease, max: max)
+            do {
+                let reply = try await redis.evalScript(call.script, keys: call.keys, arguments: call.arguments, onRunID: runID)
+                let leases = try decodeLeases(reply, token: call.token, worker: worker)
+                if !leases.isEmpty { return leases }
+            } catch let error as RedisClientError where error.code == .serverChanged {
+                forgetVerified()  // this queue's Redis (a cluster master, or a restarted Redis) is not vouched for: skip it
+            }
+        }
+        return []
     }
 
     /// Blocks until an enqueue wakes one of `queues`, or `wait` (at most `maxBlock`) passes. While a restarted Redis
@@ -221,9 +239,32 @@ public final class RedisQueueDriver: QueueDriver {
             return
         }
         let seconds = String(format: "%.3f", Double(block.milliseconds) / 1000)
-        let wakeKeys = queues.map { RESPArgument(keys.queue($0).wake) }
-        _ = try await redis.withDedicatedConnection { connection in
-            try await connection.sendBlocking(RedisCommand("BLPOP", wakeKeys + [RESPArgument(seconds)]), block: block)
+        guard redis.isCluster, queues.count > 1 else {
+            let wakeKeys = queues.map { RESPArgument(keys.queue($0).wake) }
+            do {
+                _ = try await redis.withDedicatedConnection(for: keys.queue(queues[0]).wake) { connection in
+                    try await connection.sendBlocking(RedisCommand("BLPOP", wakeKeys + [RESPArgument(seconds)]), block: block)
+                }
+            } catch let error as RedisClientError where error.isClusterRedirect {
+                // The queue's slot is moving: the claim follows the redirect; pause a moment rather than spin.
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return
+        }
+        // A cluster takes no BLPOP across slots: block on each queue's wake list at once (on the master serving it);
+        // the first that returns wakes the claim and the others are cancelled (a wake token a cancelled BLPOP took is
+        // only a hint: the claim looks at every queue anyway).
+        await withTaskGroup(of: Void.self) { group in
+            for queue in queues {
+                let wake = keys.queue(queue).wake
+                group.addTask {
+                    _ = try? await self.redis.withDedicatedConnection(for: wake) { connection in
+                        try await connection.sendBlocking(RedisCommand("BLPOP", [RESPArgument(wake), RESPArgument(seconds)]), block: block)
+                    }
+                }
+            }
+            await group.next()
+            group.cancelAll()
         }
     }
 

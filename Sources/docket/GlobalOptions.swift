@@ -6,7 +6,7 @@ import Logging
 /// Flags every command shares. argument-parser reads no environment, so each flag falls back to its
 /// `DOCKET_*` variable here, in one place.
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "Redis URL: redis://[:password@]host:port/db, unix:///path, or redis+sentinel://host:port[,host:port]/master[/db] (env DOCKET_REDIS_URL).")
+    @Option(help: "Redis URL: redis://[:password@]host:port/db, unix:///path, redis+sentinel://host:port[,host:port]/master[/db], or redis+cluster://host:port[,host:port] (env DOCKET_REDIS_URL; DOCKET_REDIS_CLUSTER=true reads a redis:// URL as a cluster seed).")
     var redis: String?
 
     @Option(help: "Key prefix in Redis (env DOCKET_PREFIX, default docket).")
@@ -25,7 +25,15 @@ struct GlobalOptions: ParsableArguments {
 
     func redisURL() throws -> RedisURL? {
         guard let text = redis ?? env("DOCKET_REDIS_URL") else { return nil }
-        do { return try RedisURL(text) } catch { throw ValidationError("--redis: \(error)") }
+        let url: RedisURL
+        do { url = try RedisURL(text) } catch { throw ValidationError("--redis: \(error)") }
+        switch env("DOCKET_REDIS_CLUSTER")?.lowercased() {
+        case nil, "", "false", "0", "no": return url
+        case "true", "1", "yes":
+            guard url.isCluster || url.asCluster.isCluster else { throw ValidationError("DOCKET_REDIS_CLUSTER=true needs a redis://host:port URL") }
+            return url.asCluster
+        case let other?: throw ValidationError("DOCKET_REDIS_CLUSTER: \"\(other)\" is not true or false")
+        }
     }
 
     /// The `--redis` URL, or a `redis-server` started and owned under `directory` (stop it when done).

@@ -9,6 +9,7 @@ public final class RedisServer: @unchecked Sendable {  // mutable pid guarded by
     public let socketPath: String
     public let port: Int?
     private let appendOnly: Bool
+    private let extraArguments: [String]
     private let lock = NSLock()
     private var process: ChildProcess?
 
@@ -17,21 +18,23 @@ public final class RedisServer: @unchecked Sendable {  // mutable pid guarded by
         do { return try RedisServer.start() } catch { preconditionFailure("cannot start redis-server: \(error)") }
     }()
 
-    private init(directory: URL, port: Int?, appendOnly: Bool) {
+    private init(directory: URL, port: Int?, appendOnly: Bool, arguments: [String]) {
         self.directory = directory
+        self.extraArguments = arguments
         self.socketPath = directory.appendingPathComponent("redis.sock").path
         self.port = port
         self.appendOnly = appendOnly
     }
 
     /// Starts a server; `port: true` also listens on a free loopback TCP port.
-    public static func start(tcp: Bool = false, appendOnly: Bool = false) throws -> RedisServer {
+    /// `arguments` go to redis-server after the defaults (e.g. cluster mode).
+    public static func start(tcp: Bool = false, appendOnly: Bool = false, arguments: [String] = []) throws -> RedisServer {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         // A free port can be taken by someone else before Redis binds it: try a few.
         var attempt = 0
         while true {
-            let server = RedisServer(directory: dir, port: tcp ? try freePort() : nil, appendOnly: appendOnly)
+            let server = RedisServer(directory: dir, port: tcp ? try freePort() : nil, appendOnly: appendOnly, arguments: arguments)
             do {
                 try server.launch()
                 return server
@@ -52,7 +55,7 @@ public final class RedisServer: @unchecked Sendable {  // mutable pid guarded by
             "--dir", directory.path, "--save", "", "--appendonly", appendOnly ? "yes" : "no",
             "--appendfsync", "always", "--daemonize", "no", "--loglevel", "warning",
             "--logfile", directory.appendingPathComponent("redis.log").path,
-        ], outputDirectory: directory)
+        ] + extraArguments, outputDirectory: directory)
         lock.withLock { process = server }
         // Watchdog: when the test process is gone, kill this server (only while it is still ours).
         let me = ProcessInfo.processInfo.processIdentifier

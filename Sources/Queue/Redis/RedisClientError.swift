@@ -41,5 +41,11 @@ public struct RedisClientError: Error, CustomStringConvertible, Sendable {
         code == .connectionClosed || code == .connectionFailed || code == .shutdown || code == .timedOut
     }
 
+    /// A cluster redirect or a slot in flux (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) from a command sent on a connection of
+    /// its own (the pooled requests follow these themselves).
+    public var isClusterRedirect: Bool {
+        code == .serverError && ["MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"].contains { message.hasPrefix($0) }
+    }
+
     public var description: String { message.isEmpty ? "redis: \(code)" : "redis: \(code): \(message)" }
 }

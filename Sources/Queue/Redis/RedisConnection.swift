@@ -62,15 +62,23 @@ public final class RedisConnection: Sendable {
             // Sentinel: ask for the current master, connect to it, and make sure it still is one (a Sentinel can answer
             // with the old master for a moment during a failover; the caller's backoff then tries again).
             let (host, port) = try await masterAddress(nodes, master, on: group, timeout: timeout)
-            var direct = url
-            direct.endpoint = .tcp(host: host, port: port)
-            let connection = try await connect(to: direct, on: group, timeout: timeout, commandTimeout: commandTimeout)
+            let connection = try await connect(to: url.at(host: host, port: port), on: group, timeout: timeout, commandTimeout: commandTimeout)
             let role = try? await connection.send(RedisCommand("ROLE"))
             guard role?.array?.first?.string == "master" else {
                 connection.close()
                 throw RedisClientError(.connectionFailed, message: "\(url): \(host):\(port) is not master \(master) (yet)")
             }
             return connection
+        }
+        if case .cluster(let nodes) = url.endpoint {
+            // A plain connection to the first seed that answers (the cluster client routes with `ClusterRouter`).
+            var failure: (any Error)?
+            for node in nodes {
+                do { return try await connect(to: url.at(host: node.host, port: node.port), on: group, timeout: timeout, commandTimeout: commandTimeout) } catch {
+                    failure = error
+                }
+            }
+            throw failure ?? RedisClientError(.connectionFailed, message: "\(url): no node")
         }
         let channel: any Channel
         do {
@@ -80,7 +88,7 @@ public final class RedisConnection: Sendable {
                     .connect(host: host, port: port).get()
             case .unix(let path):
                 channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
-            case .sentinel:
+            case .sentinel, .cluster:
                 preconditionFailure("resolved above")
             }
         } catch {

@@ -17,6 +17,8 @@ public struct RedisKeys: Sendable, Hashable {
     public var workers: RedisKey { RedisKey("\(prefix):workers") }
     /// STRING present while Redis holds this deployment's data; its absence means Redis lost it (recovery).
     public var marker: RedisKey { RedisKey("\(prefix):marker") }
+    /// In a Redis Cluster, one marker per master (`tag` is a hash tag that master serves), naming its `run_id`.
+    public func marker(tag: String) -> RedisKey { RedisKey("\(prefix):marker:{\(tag)}") }
     /// ZSET journal id → last heartbeat ms (journals that hold back stream trimming).
     public var journals: RedisKey { RedisKey("\(prefix):journals") }
     /// HASH of one worker's registration (host, pid, queues, concurrency, started, heartbeat).

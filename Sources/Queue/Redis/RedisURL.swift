@@ -1,12 +1,29 @@
-/// Where Redis is: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to/redis.sock[?db=N]`, or
+/// Where Redis is: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to/redis.sock[?db=N]`,
 /// `redis+sentinel://[[user]:password@]host:port[,host:port...]/master[/db]` (the master Sentinel names; the
-/// credentials are the master's).
+/// credentials are the master's), or `redis+cluster://[[user]:password@]host:port[,host:port...]` (seed nodes of a
+/// Redis Cluster; the client learns the rest from them).
 public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     public enum Endpoint: Sendable, Hashable {
         case tcp(host: String, port: Int)
         case unix(path: String)
         /// Ask these Sentinels which server is master `master` on every (re)connect.
         case sentinel(nodes: [SentinelNode], master: String)
+        /// A Redis Cluster reached through any of these seed nodes.
+        case cluster(nodes: [SentinelNode])
+    }
+
+    /// True for `redis+cluster://` (commands are routed by key slot).
+    public var isCluster: Bool { if case .cluster = endpoint { true } else { false } }
+
+    /// The same credentials at another address (a cluster node, the master Sentinel names).
+    public func at(host: String, port: Int) -> RedisURL {
+        RedisURL(endpoint: .tcp(host: host, port: port), username: username, password: password, database: database)
+    }
+
+    /// `redis://host:port` as a cluster seed (`DOCKET_REDIS_CLUSTER=true`); other URLs are returned as they are.
+    public var asCluster: RedisURL {
+        guard case .tcp(let host, let port) = endpoint else { return self }
+        return RedisURL(endpoint: .cluster(nodes: [SentinelNode(host: host, port: port)]), username: username, password: password)
     }
 
     public struct SentinelNode: Sendable, Hashable {
@@ -32,7 +49,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
 
     public init(_ string: String) throws {
         func invalid(_ why: String) -> RedisClientError {
-            RedisClientError(.invalidURL, message: "\(why) in \"\(string)\" (expected redis://[:password@]host:port/db or unix:///path)")
+            RedisClientError(.invalidURL, message: "\(why) in \"\(string)\" (expected redis://[:password@]host:port/db, unix:///path, redis+sentinel://host:port,.../master or redis+cluster://host:port,...)")
         }
         if string.hasPrefix("unix://") {
             var rest = String(string.dropFirst("unix://".count))
@@ -50,9 +67,9 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             self.init(endpoint: .unix(path: rest), database: database)
             return
         }
-        let sentinel = string.hasPrefix("redis+sentinel://")
-        guard string.hasPrefix("redis://") || sentinel else { throw invalid("unknown scheme") }
-        var rest = Substring(string.dropFirst(sentinel ? "redis+sentinel://".count : "redis://".count))
+        let sentinel = string.hasPrefix("redis+sentinel://"), cluster = string.hasPrefix("redis+cluster://")
+        guard string.hasPrefix("redis://") || sentinel || cluster else { throw invalid("unknown scheme") }
+        var rest = Substring(string.drop { $0 != ":" }.dropFirst(3))
         var username: String?
         var password: String?
         if let at = rest.lastIndex(of: "@") {
@@ -76,17 +93,15 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 guard let n = Int(path[1]), n >= 0 else { throw invalid("bad database number") }
                 database = n
             }
-            var nodes = [SentinelNode]()
-            for part in rest[..<slash].split(separator: ",") {
-                guard let colon = part.lastIndex(of: ":"), let port = Int(part[part.index(after: colon)...]), (1...65535).contains(port),
-                    colon > part.startIndex
-                else { throw invalid("a Sentinel needs host:port") }
-                var host = part[..<colon]
-                if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }  // [::1]:26379
-                nodes.append(SentinelNode(host: String(host), port: port))
-            }
-            guard !nodes.isEmpty else { throw invalid("no Sentinel given") }
+            let nodes = try Self.nodes(rest[..<slash], what: "a Sentinel", invalid)
             self.init(endpoint: .sentinel(nodes: nodes, master: String(master)), username: username, password: password, database: database)
+            return
+        }
+        if cluster {
+            // host:port,host:port[/] (a cluster has only database 0)
+            if rest.hasSuffix("/") { rest = rest.dropLast() }
+            guard !rest.contains("/") else { throw invalid("a cluster has no database or path") }
+            self.init(endpoint: .cluster(nodes: try Self.nodes(rest, what: "a cluster node", invalid)), username: username, password: password)
             return
         }
         var database = 0
@@ -127,9 +142,29 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         case .unix(let path):
             return "unix://\(path)" + (database == 0 ? "" : "?db=\(database)")
         case .sentinel(let nodes, let master):
-            let list = nodes.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" }.joined(separator: ",")
-            return "redis+sentinel://\(auth)\(list)/\(master)/\(database)"
+            return "redis+sentinel://\(auth)\(Self.list(nodes))/\(master)/\(database)"
+        case .cluster(let nodes):
+            return "redis+cluster://\(auth)\(Self.list(nodes))"
         }
+    }
+
+    private static func list(_ nodes: [SentinelNode]) -> String {
+        nodes.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" }.joined(separator: ",")
+    }
+
+    /// `host:port,host:port` (IPv6 hosts in brackets).
+    private static func nodes(_ text: Substring, what: String, _ invalid: (String) -> RedisClientError) throws -> [SentinelNode] {
+        var nodes = [SentinelNode]()
+        for part in text.split(separator: ",") {
+            guard let colon = part.lastIndex(of: ":"), let port = Int(part[part.index(after: colon)...]), (1...65535).contains(port),
+                colon > part.startIndex
+            else { throw invalid("\(what) needs host:port") }
+            var host = part[..<colon]
+            if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }  // [::1]:26379
+            nodes.append(SentinelNode(host: String(host), port: port))
+        }
+        guard !nodes.isEmpty else { throw invalid("no \(what) given") }
+        return nodes
     }
 }
 

@@ -51,7 +51,8 @@ extension RedisClient {
     }
 
     private func load(_ script: RedisScript) async throws -> String {
-        let reply = try await send(RedisCommand("SCRIPT", ["LOAD", RESPArgument(script.source)]))
+        // On every master of a cluster (a master that missed it still runs it: see evalScripts).
+        let reply = try await sendToEachMaster(RedisCommand("SCRIPT", ["LOAD", RESPArgument(script.source)]))[0]
         guard let sha = reply.string else { throw RedisClientError(.unexpectedReply, message: "SCRIPT LOAD \(script.name)") }
         scriptSHAs.withLock { $0[script.name] = sha }
         return sha
@@ -67,13 +68,17 @@ extension RedisClient {
         return RedisCommand("EVALSHA", [RESPArgument(sha), RESPArgument(keys.count)] + keys.map(RESPArgument.init) + arguments)
     }
 
+    private static func eval(_ script: RedisScript, keys: [RedisKey], arguments: [RESPArgument]) -> RedisCommand {
+        RedisCommand("EVAL", [RESPArgument(script.source), RESPArgument(keys.count)] + keys.map(RESPArgument.init) + arguments)
+    }
+
     /// Runs a script by EVALSHA, loading it first if Redis lost its script cache (NOSCRIPT).
     public func evalScript(_ script: RedisScript, keys: [RedisKey], arguments: [RESPArgument], onRunID runID: String? = nil) async throws -> RESPValue {
         try await evalScripts([(script, keys, arguments)], onRunID: runID)[0].get()
     }
 
     /// Runs several script calls in one pipeline. Each call is atomic on its own; calls that hit
-    /// NOSCRIPT (never ran) are retried once after reloading. Error replies come back per call.
+    /// NOSCRIPT (never ran) are retried once with the script's source. Error replies come back per call.
     /// With `runID`, the calls run only on Redis process `runID` (else `serverChanged`, nothing sent).
     public func evalScripts(
         _ calls: [(script: RedisScript, keys: [RedisKey], arguments: [RESPArgument])], onRunID runID: String? = nil
@@ -83,7 +88,12 @@ extension RedisClient {
         for round in 0..<2 {
             var commands = [RedisCommand]()
             commands.reserveCapacity(todo.count)
-            for i in todo { commands.append(Self.evalsha(try await sha(of: calls[i].script), calls[i].script, keys: calls[i].keys, arguments: calls[i].arguments)) }
+            for i in todo {
+                let call = calls[i]
+                // The retry sends the source (EVAL caches it on the node that ran it: in a cluster, the node that lacked it).
+                commands.append(round == 0 ? Self.evalsha(try await sha(of: call.script), call.script, keys: call.keys, arguments: call.arguments)
+                    : Self.eval(call.script, keys: call.keys, arguments: call.arguments))
+            }
             let replies = try await pipeline(commands, onRunID: runID)
             var missing = [Int]()
             for (i, reply) in zip(todo, replies) {
@@ -98,8 +108,7 @@ extension RedisClient {
                 }
             }
             if missing.isEmpty { break }
-            // Redis restarted (or SCRIPT FLUSH): reload what was missing, then run only those calls again.
-            scriptSHAs.withLock { shas in for i in missing { shas[calls[i].script.name] = nil } }
+            // Redis restarted (or SCRIPT FLUSH, or a cluster node never saw the script): run only those calls again.
             todo = missing
         }
         return results.map { $0 ?? .failure(RedisClientError(.serverError, message: "NOSCRIPT after reload")) }
