@@ -23,19 +23,34 @@ final class FaultCluster: Sendable {
     /// Every enqueue in these tests: a job that retries fast, so a lost lease costs little time.
     static let jobOptions = #""maxAttempts":10,"backoff":{"base":"100ms","max":"500ms"}"#
 
-    init(_ name: String, appendOnly: Bool = false) throws {
+    /// A Redis Cluster instead of one server (`redis` is then its first node), and the queues the load spreads over.
+    let redisCluster: RedisCluster?
+    let queues: [String]
+
+    /// With `masters`, the scenario runs on a Redis Cluster of that many masters with `replicas` each, and the load
+    /// spreads over `queues` queues (`q0`, `q1`, …).
+    init(_ name: String, appendOnly: Bool = false, masters: Int? = nil, replicas: Int = 0, queues: Int = 1) throws {
         self.name = name
+        self.queues = queues == 1 ? ["default"] : (0..<queues).map { "q\($0)" }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("docket-fault-\(name)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         runsFile = directory.appendingPathComponent("runs.log").path
         _ = FileManager.default.createFile(atPath: runsFile, contents: nil)
-        do { redis = try RedisServer.start(tcp: true, appendOnly: appendOnly) } catch {
+        do {
+            if let masters {
+                redisCluster = try RedisCluster(masters: masters, replicas: replicas)
+                redis = redisCluster!.nodes[0]
+            } else {
+                redisCluster = nil
+                redis = try RedisServer.start(tcp: true, appendOnly: appendOnly)
+            }
+        } catch {
             try? FileManager.default.removeItem(at: directory)
             throw error
         }
     }
 
-    var redisURL: String { "redis://127.0.0.1:\(redis.port!)" }
+    var redisURL: String { redisCluster?.urlString ?? "redis://127.0.0.1:\(redis.port!)" }
 
     // MARK: Processes
 
@@ -94,7 +109,7 @@ final class FaultCluster: Sendable {
     /// worker has registered in Redis (a worker that cannot reach Redis at start exits, so a fault must
     /// not come before that).
     func startWorker(concurrency: Int = 4, handlers: [String]? = nil) async throws -> ChildProcess {
-        var arguments = ["work", "--redis", redisURL, "--concurrency", "\(concurrency)"]
+        var arguments = ["work", "--redis", redisURL, "--concurrency", "\(concurrency)", "--queues", queues.joined(separator: ",")]
         for spec in handlers ?? [handler()] { arguments += ["--handler", spec] }
         // Exec handlers keep their scratch files in TMPDIR: here, so a killed worker's leftovers go with the scenario.
         let scratch = directory.appendingPathComponent("tmp").path
@@ -130,7 +145,9 @@ final class FaultCluster: Sendable {
         try commands.map { $0.map(Self.quote).joined(separator: " ") }.joined(separator: "\n").appending("\n")
             .write(to: input, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: input) }
-        let cli = try ChildProcess("/usr/bin/redis-cli", ["-s", redis.socketPath], stdin: input.path, outputDirectory: directory)
+        // On a cluster: any live node, following redirects (-c).
+        let target = redisCluster.map { ["-c", "-h", "127.0.0.1", "-p", "\($0.live.first?.port ?? redis.port!)"] } ?? ["-s", redis.socketPath]
+        let cli = try ChildProcess("/usr/bin/redis-cli", target, stdin: input.path, outputDirectory: directory)
         defer { cli.cleanup() }
         guard (try? await cli.wait(timeout: timeout)) == 0 else { throw TestSupportError("redis-cli failed: \(cli.stderr)") }
         let out = cli.stdout
@@ -157,6 +174,7 @@ final class FaultCluster: Sendable {
                  blob: String? = nil, timeout: Duration = .seconds(8)) async -> HTTPAnswer {
         let payload = #"{"n":\#(n),"scenario":"\#(name)"\#(blob.map { #","blob":"\#($0)""# } ?? "")}"#
         var body = #"{"type":"\#(type)","payload":\#(payload),\#(Self.jobOptions)"#
+        if queues.count > 1 { body += #","queue":"\#(queues[n % queues.count])""# }
         if let key { body += #","idempotencyKey":"\#(key)""# }
         body += extra + "}"
         let answer = await HTTP.post(base, "/jobs", body, timeout: timeout)
@@ -279,6 +297,7 @@ final class FaultCluster: Sendable {
         freezeRedis(false)
         for child in children.withLock({ $0 }) { child.cleanup() }
         redis.remove()
+        redisCluster?.remove()
         try? setImmutable(immutable.withLock { $0 }, false)
         for path in mounts.withLock({ $0 }) {
             if let umount = try? ChildProcess("/usr/bin/umount", ["-l", path], outputDirectory: directory) {
