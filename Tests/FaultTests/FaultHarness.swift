@@ -25,11 +25,14 @@ final class FaultCluster: Sendable {
 
     /// A Redis Cluster instead of one server (`redis` is then its first node), and the queues the load spreads over.
     let redisCluster: RedisCluster?
+    /// A Sentinel setup instead of one server (`redis` is then its first master).
+    let redisSentinel: RedisSentinel?
     let queues: [String]
 
     /// With `masters`, the scenario runs on a Redis Cluster of that many masters with `replicas` each, and the load
     /// spreads over `queues` queues (`q0`, `q1`, …).
-    init(_ name: String, appendOnly: Bool = false, masters: Int? = nil, replicas: Int = 0, queues: Int = 1) throws {
+    /// With `sentinels`, it runs on a master and a replica watched by that many Sentinels.
+    init(_ name: String, appendOnly: Bool = false, masters: Int? = nil, replicas: Int = 0, queues: Int = 1, sentinels: Int? = nil) throws {
         self.name = name
         self.queues = queues == 1 ? ["default"] : (0..<queues).map { "q\($0)" }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("docket-fault-\(name)-\(UUID().uuidString.prefix(8))")
@@ -37,20 +40,16 @@ final class FaultCluster: Sendable {
         runsFile = directory.appendingPathComponent("runs.log").path
         _ = FileManager.default.createFile(atPath: runsFile, contents: nil)
         do {
-            if let masters {
-                redisCluster = try RedisCluster(masters: masters, replicas: replicas)
-                redis = redisCluster!.nodes[0]
-            } else {
-                redisCluster = nil
-                redis = try RedisServer.start(tcp: true, appendOnly: appendOnly)
-            }
+            redisCluster = try masters.map { try RedisCluster(masters: $0, replicas: replicas) }
+            redisSentinel = try sentinels.map { try RedisSentinel(sentinels: $0) }
+            redis = try redisCluster?.nodes[0] ?? redisSentinel?.master ?? RedisServer.start(tcp: true, appendOnly: appendOnly)
         } catch {
             try? FileManager.default.removeItem(at: directory)
             throw error
         }
     }
 
-    var redisURL: String { redisCluster?.urlString ?? "redis://127.0.0.1:\(redis.port!)" }
+    var redisURL: String { redisCluster?.urlString ?? redisSentinel?.urlString ?? "redis://127.0.0.1:\(redis.port!)" }
 
     // MARK: Processes
 
@@ -145,8 +144,9 @@ final class FaultCluster: Sendable {
         try commands.map { $0.map(Self.quote).joined(separator: " ") }.joined(separator: "\n").appending("\n")
             .write(to: input, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: input) }
-        // On a cluster: any live node, following redirects (-c).
-        let target = redisCluster.map { ["-c", "-h", "127.0.0.1", "-p", "\($0.live.first?.port ?? redis.port!)"] } ?? ["-s", redis.socketPath]
+        // On a cluster: any live node, following redirects (-c). With Sentinel: the master now.
+        let target = redisCluster.map { ["-c", "-h", "127.0.0.1", "-p", "\($0.live.first?.port ?? redis.port!)"] }
+            ?? ["-s", (redisSentinel?.currentMaster ?? redis).socketPath]
         let cli = try ChildProcess("/usr/bin/redis-cli", target, stdin: input.path, outputDirectory: directory)
         defer { cli.cleanup() }
         guard (try? await cli.wait(timeout: timeout)) == 0 else { throw TestSupportError("redis-cli failed: \(cli.stderr)") }
@@ -298,6 +298,7 @@ final class FaultCluster: Sendable {
         for child in children.withLock({ $0 }) { child.cleanup() }
         redis.remove()
         redisCluster?.remove()
+        redisSentinel?.remove()
         try? setImmutable(immutable.withLock { $0 }, false)
         for path in mounts.withLock({ $0 }) {
             if let umount = try? ChildProcess("/usr/bin/umount", ["-l", path], outputDirectory: directory) {

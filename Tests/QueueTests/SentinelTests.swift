@@ -8,33 +8,12 @@ import Testing
 @Suite("Redis Sentinel", .timeLimit(.minutes(2)))
 struct SentinelTests {
     @Test func theClientFindsTheMasterThroughSentinelAndFollowsAFailover() async throws {
-        let master = try RedisServer.start(tcp: true)
-        defer { master.remove() }
-        let replica = try RedisServer.start(tcp: true)
-        defer { replica.remove() }
-        let masterPort = try #require(master.port), replicaPort = try #require(replica.port)
-        try replica.cli("REPLICAOF", "127.0.0.1", "\(masterPort)")
-        let sentinelPort = try RedisServer.freePort()
-        let conf = master.directory.appendingPathComponent("sentinel.conf")
-        try """
-            port \(sentinelPort)
-            bind 127.0.0.1
-            dir \(master.directory.path)
-            sentinel monitor docket-main 127.0.0.1 \(masterPort) 1
-            sentinel down-after-milliseconds docket-main 1000
-            sentinel failover-timeout docket-main 5000
-            """.write(to: conf, atomically: true, encoding: .utf8)
-        let sentinel = try ChildProcess("/usr/bin/env", ["redis-server", conf.path, "--sentinel"], outputDirectory: master.directory)
-        defer { sentinel.signal(SIGKILL); sentinel.cleanup() }
-        let sentinelURL = RedisURL(endpoint: .tcp(host: "127.0.0.1", port: sentinelPort))
-        func ask(_ args: RESPArgument...) async throws -> RESPValue {
-            let c = try await RedisConnection.connect(to: sentinelURL)
-            defer { c.close() }
-            return try await c.send(RedisCommand("SENTINEL", args))
-        }
-        try await eventually(timeout: .seconds(30), "Sentinel to see the replica") {
-            (try? await ask("replicas", "docket-main"))?.array?.isEmpty == false
-        }
+        let setup = try RedisSentinel(sentinels: 1)
+        defer { setup.remove() }
+        let master = setup.master, replica = setup.replica
+        let replicaPort = try #require(replica.port), sentinelPort = setup.sentinelPorts[0]
+        func ask(_ args: RESPArgument...) async throws -> RESPValue { try await setup.ask(args[0], args[1]) }
+        try await setup.waitReady()
 
         let url = try RedisURL("redis+sentinel://127.0.0.1:\(sentinelPort)/docket-main")
         #expect(url.description == "redis+sentinel://127.0.0.1:\(sentinelPort)/docket-main/0")
