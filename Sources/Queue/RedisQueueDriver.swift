@@ -84,16 +84,23 @@ public final class RedisQueueDriver: QueueDriver {
                 ]
             )
         }
-        let replies: [Result<RESPValue, RedisClientError>]
+        var replies: [Result<RESPValue, RedisClientError>]
         do {
             replies = try await redis.evalScripts(calls, onRunID: runID)
         } catch let error as RedisClientError where error.code == .serverChanged {
             forgetVerified()
-            return jobs.map { .fenced($0.id) }
+            guard cluster, fenced, Set(jobs.map(\.queue)).count > 1 else { return jobs.map { .fenced($0.id) } }
+            replies = await enqueueByQueue(jobs, calls, runID: runID)
+        } catch let error as RedisClientError where cluster && fenced && error.isConnectionError && Set(jobs.map(\.queue)).count > 1 {
+            replies = await enqueueByQueue(jobs, calls, runID: runID)
         }
         var results = [EnqueueResult]()
         results.reserveCapacity(jobs.count)
         for (job, reply) in zip(jobs, replies) {
+            if case .failure(let error) = reply, error.code == .serverChanged {
+                results.append(.fenced(job.id))  // its master failed or is not vouched for (cluster): spooled
+                continue
+            }
             let value = try reply.get()
             guard let pair = value.array, pair.count == 2, let created = pair[0].int, let idText = pair[1].string,
                 let id = JobID(rawValue: idText)
@@ -116,6 +123,26 @@ public final class RedisQueueDriver: QueueDriver {
             }
         }
         return results
+    }
+
+    /// A cluster batch that failed as a whole (a master down or not vouched for) goes again one queue at a time, at
+    /// once: queues on healthy masters take their jobs, the others' calls answer `serverChanged` (fenced, spooled).
+    /// Sending a call twice is safe: enqueue.lua answers an id it already stored with that id.
+    private func enqueueByQueue(
+        _ jobs: [Job], _ calls: [(script: RedisScript, keys: [RedisKey], arguments: [RESPArgument])], runID: String?
+    ) async -> [Result<RESPValue, RedisClientError>] {
+        let groups = Dictionary(grouping: jobs.indices, by: { jobs[$0].queue })
+        var replies = [Result<RESPValue, RedisClientError>](repeating: .failure(RedisClientError(.serverChanged)), count: jobs.count)
+        await withTaskGroup(of: ([Int], [Result<RESPValue, RedisClientError>]?).self) { group in
+            for indices in groups.values {
+                group.addTask { (indices, try? await self.redis.evalScripts(indices.map { calls[$0] }, onRunID: runID)) }
+            }
+            for await (indices, answers) in group {
+                guard let answers else { continue }
+                for (i, answer) in zip(indices, answers) { replies[i] = answer }
+            }
+        }
+        return replies
     }
 
     /// Adds queue names to the `queues` set once per process (outside the scripts: it is another slot).

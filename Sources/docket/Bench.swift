@@ -63,6 +63,9 @@ extension Docket {
         @Option(help: "system: comma-separated phases to run, of \(SystemBench.Phase.allCases.map(\.rawValue).joined(separator: ", ")) (default all).")
         var phases: String?
 
+        @Option(help: "system: queues each phase spreads its jobs over (default 1; more spread them over a cluster's masters).")
+        var queues = 1
+
         @Option(help: "system: HTTP load generator: auto (wrk when on PATH, else built-in), wrk or builtin.")
         var httpClient: HTTPClient = .auto
 
@@ -90,6 +93,7 @@ extension Docket {
             guard (1...100).contains(batchConnections) else { throw ValidationError("--batch-connections must be 1...100") }
             guard (1...100_000).contains(rate) else { throw ValidationError("--rate must be 1...100000 (jobs/s)") }
             guard (1...600).contains(rateSeconds) else { throw ValidationError("--rate-seconds must be 1...600") }
+            guard (1...256).contains(queues) else { throw ValidationError("--queues must be 1...256") }
             guard (batch ?? 1000) * (payloadBytes + 64) <= 60 << 20 else {
                 throw ValidationError("--batch × --payload-bytes: a batch request would exceed docket serve's largest body (64 MiB)")
             }
@@ -128,7 +132,7 @@ extension Docket {
             let options = SystemBench.Options(
                 jobs: jobs ?? 50_000, workers: workers, concurrency: concurrency ?? 16, connections: connections, batch: batch ?? 1000,
                 batchConnections: batchConnections, rate: rate, rateSeconds: rateSeconds, payloadBytes: payloadBytes,
-                phases: try selectedPhases(), wrk: httpClient == .builtin ? nil : BenchChildren.onPath("wrk"), redis: given ?? "",
+                queues: queues, phases: try selectedPhases(), wrk: httpClient == .builtin ? nil : BenchChildren.onPath("wrk"), redis: given ?? "",
                 managedRedis: given == nil,
                 // A prefix of its own, so a shared Redis keeps its data (and the run's keys are removed after).
                 prefix: global.prefix ?? "bench-\(UUID().uuidString.prefix(6).lowercased())")
@@ -242,14 +246,23 @@ extension Docket {
     }
 }
 
-/// Deletes every key under `prefix` (SCAN + UNLINK, 10,000 at a time): a benchmark's leftovers in a shared Redis.
+/// Deletes every key under `prefix` (SCAN + UNLINK, 10,000 at a time, on every master of a cluster): a benchmark's
+/// leftovers in a shared Redis.
 func deleteKeys(_ redis: RedisClient, prefix: String) async throws {
-    var cursor = "0"
-    repeat {
-        let reply = try await redis.send(RedisCommand("SCAN", [RESPArgument(cursor), "MATCH", RESPArgument("\(prefix):*"), "COUNT", "10000"]))
-        guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { return }
-        let keys = (parts[1].array ?? []).compactMap(\.string)
-        if !keys.isEmpty { _ = try await redis.send(RedisCommand("UNLINK", keys.map { RESPArgument($0) })) }
-        cursor = next
-    } while cursor != "0"
+    let found = try await redis.withEachMaster { connection in
+        var keys = [String]()
+        var cursor = "0"
+        repeat {
+            let reply = try await connection.send(RedisCommand("SCAN", [RESPArgument(cursor), "MATCH", RESPArgument("\(prefix):*"), "COUNT", "10000"]))
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
+            keys += (parts[1].array ?? []).compactMap(\.string)
+            cursor = next
+        } while cursor != "0"
+        return keys
+    }
+    // One UNLINK per key: a cluster takes no multi-key command across slots (each is routed to its master).
+    let all = Array(found.joined())
+    for start in stride(from: 0, to: all.count, by: 10_000) {
+        _ = try await redis.pipeline(all[start..<min(start + 10_000, all.count)].map { RedisCommand("UNLINK", [RESPArgument($0)]) })
+    }
 }

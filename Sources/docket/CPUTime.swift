@@ -21,12 +21,17 @@ enum CPUTime {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    /// redis-server's used_cpu_user + used_cpu_sys (INFO cpu): works for a Redis on another host too.
+    /// redis-server's used_cpu_user + used_cpu_sys (INFO cpu), summed over every master of a cluster (replicas not
+    /// counted): works for a Redis on another host too.
     static func redis(_ redis: RedisClient) async throws -> Double {
-        let text = try await redis.send("INFO", "cpu").string ?? ""
-        return text.split(whereSeparator: \.isNewline).reduce(0) { sum, line in
+        try await redis.sendToEachMaster(RedisCommand("INFO", ["cpu"])).reduce(0) { $0 + info($1, ["used_cpu_user", "used_cpu_sys"]) }
+    }
+
+    /// The sum of the numeric `fields` of an INFO reply.
+    static func info(_ reply: RESPValue, _ fields: Set<Substring>) -> Double {
+        (reply.string ?? "").split(whereSeparator: \.isNewline).reduce(0) { sum, line in
             let parts = line.split(separator: ":")
-            guard parts.count == 2, parts[0] == "used_cpu_user" || parts[0] == "used_cpu_sys" else { return sum }
+            guard parts.count == 2, fields.contains(parts[0]) else { return sum }
             return sum + (Double(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0)
         }
     }

@@ -14,6 +14,11 @@ struct SystemBench: Sendable {
     enum Phase: String, CaseIterable, Sendable {
         case enqueue, enqueueBatch = "enqueue-batch", http, httpBatch = "http-batch", process, latency
 
+        /// The queues a phase's jobs go to, round robin: its queue, or `count` queues named after it.
+        func queues(_ count: Int) -> [QueueName] {
+            count == 1 ? [queue] : (0..<count).map { QueueName(rawValue: "\(queue.rawValue)-\($0)")! }
+        }
+
         /// The queue a phase's jobs go to. Only `process` and `latency` jobs are run (the workers claim from
         /// that queue alone); the enqueue phases' jobs stay pending, so Redis' counts check the journal's.
         var queue: QueueName {
@@ -37,6 +42,8 @@ struct SystemBench: Sendable {
         var rate: Int
         var rateSeconds: Int
         var payloadBytes: Int
+        /// Queues per phase (`--queues`).
+        var queues: Int
         var phases: [Phase]
         /// wrk's path, or nil for the built-in HTTP load generator.
         var wrk: String?
@@ -61,6 +68,7 @@ struct SystemBench: Sendable {
 struct SystemBenchReport: Codable, Sendable {
     struct Config: Codable, Sendable {
         var jobs, workers, concurrency, connections, batch, batchConnections, rate, rateSeconds, payloadBytes: Int
+        var queues: Int?
         var phases: [String]
         var httpClient: String
         var redis: String
@@ -161,9 +169,9 @@ private final class Session {
         let o = options
         return .init(
             jobs: o.jobs, workers: o.workers, concurrency: o.concurrency, connections: o.connections, batch: o.batch,
-            batchConnections: o.batchConnections, rate: o.rate, rateSeconds: o.rateSeconds, payloadBytes: o.payloadBytes,
+            batchConnections: o.batchConnections, rate: o.rate, rateSeconds: o.rateSeconds, payloadBytes: o.payloadBytes, queues: o.queues,
             phases: o.phases.map(\.rawValue), httpClient: o.wrk == nil ? "builtin" : "wrk",
-            redis: o.managedRedis ? "managed, loopback TCP" : "external", cores: ProcessInfo.processInfo.activeProcessorCount,
+            redis: o.managedRedis ? "managed, loopback TCP" : redis.isCluster ? "external cluster" : "external", cores: ProcessInfo.processInfo.activeProcessorCount,
             date: ISO8601DateFormatter().string(from: Date()))
     }
 
@@ -196,7 +204,7 @@ private final class Session {
         guard workers.isEmpty else { return }
         for n in 0..<options.workers {
             workers.append(try children.spawn("work-\(n + 1)", BenchChildren.docketExecutable, [
-                "work", "--redis", options.redis, "--prefix", options.prefix, "--queues", Phase.process.queue.rawValue,
+                "work", "--redis", options.redis, "--prefix", options.prefix, "--queues", Phase.process.queues(options.queues).map(\.rawValue).joined(separator: ","),
                 "--concurrency", "\(options.concurrency)", "--log-level", "warning",
             ]))
         }
@@ -222,10 +230,22 @@ private final class Session {
 
     /// Redis' `used_memory` in bytes.
     private func redisMemory() async throws -> Int {
-        let text = try await redis.send("INFO", "memory").string ?? ""
-        let line = text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory:") }
-        return line.flatMap { Int($0.dropFirst("used_memory:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+        Int(try await redis.sendToEachMaster(RedisCommand("INFO", ["memory"])).reduce(0) { $0 + CPUTime.info($1, ["used_memory"]) })
     }
+
+    /// Counts summed over `queues`.
+    private func total(_ queues: [QueueName], _ field: any KeyPath<QueueCounts, Int> & Sendable) async throws -> Int {
+        try await Self.total(driver, queues, field)
+    }
+
+    private static func total(_ driver: RedisQueueDriver, _ queues: [QueueName], _ field: any KeyPath<QueueCounts, Int> & Sendable) async throws -> Int {
+        var sum = 0
+        for queue in queues { sum += try await driver.counts(queue)[keyPath: field] }
+        return sum
+    }
+
+    /// `count` jobs spread round robin over `queues`.
+    private func makeJobs(_ count: Int, _ queues: [QueueName]) -> [Job] { (0..<count).map { makeJob(queues[$0 % queues.count]) } }
 
     /// The journal's files (database and WAL) in bytes.
     private func journalSize() -> Int {
@@ -309,13 +329,14 @@ private final class Session {
     /// Library enqueues: one job per call (`--connections` in flight) or `--batch` per call (`--batch-connections`).
     private func enqueuePhase(_ phase: Phase, _ journal: Journal) async throws {
         let single = phase == .enqueue
-        let jobs = (0..<options.jobs).map { _ in makeJob(phase.queue) }
+        let queues = phase.queues(options.queues)
+        let jobs = makeJobs(options.jobs, queues)
         let before = try await cpu()
         let progress = BenchProgress(phase.rawValue, total: jobs.count)
         let measured = try await enqueue(progress, jobs, batch: single ? 1 : options.batch, inFlight: single ? options.connections : options.batchConnections)
         let client = try await cpu().client - before.client
         let end = Date()
-        let journaled = try await waitForJournal(journal, [phase.queue])
+        let journaled = try await waitForJournal(journal, queues)
         phases[phase.rawValue] = figures(
             jobs: measured.units, seconds: measured.seconds, calls: measured.calls, latency: measured.latency,
             journaled: journaled.timeIntervalSince(end), cpu: perJob(measured.units, before, try await cpu(), client: client))
@@ -324,29 +345,31 @@ private final class Session {
     /// REST enqueues: POST /jobs (`--connections`) or POST /jobs/batch with `--batch` jobs (`--batch-connections`).
     private func httpPhase(_ phase: Phase, _ journal: Journal) async throws {
         let single = phase == .http
-        let item = #"{"type":"docket.noop","queue":"\#(phase.queue.rawValue)","payload":\#(payload)}"#
+        // A batch spreads its jobs over the phase's queues; a single POST /jobs (one fixed body) goes to the first.
+        let queues = phase.queues(single ? 1 : options.queues)
+        func item(_ i: Int) -> String { #"{"type":"docket.noop","queue":"\#(queues[i % queues.count].rawValue)","payload":\#(payload)}"# }
         let perRequest = single ? 1 : options.batch
-        let body = single ? item : #"{"jobs":["# + Array(repeating: item, count: perRequest).joined(separator: ",") + "]}"
+        let body = single ? item(0) : #"{"jobs":["# + (0..<perRequest).map(item).joined(separator: ",") + "]}"
         let load = HTTPLoad(
             port: port, path: single ? "/jobs" : "/jobs/batch", body: body, connections: single ? options.connections : options.batchConnections,
             jobsPerRequest: perRequest)
         let requests = max(1, options.jobs / perRequest)
         let progress = BenchProgress(phase.rawValue, total: requests * perRequest)
         let before = try await cpu()
-        let (driver, queue) = (driver, phase.queue)
         let result: HTTPLoad.Result
         if let wrk = options.wrk {
+            let driver = self.driver
             result = try await load.wrk(wrk, progress, children: children, name: "wrk-\(phase.rawValue)") {
-                try await driver.counts(queue).pending
+                try await Self.total(driver, queues, \.pending)
             }
         } else {
             result = try await load.builtin(progress)
         }
         let end = Date()
-        let journaled = try await waitForJournal(journal, [phase.queue])
+        let journaled = try await waitForJournal(journal, queues)
         // The jobs the server took: wrk counts only the answers it read, not the requests its threads left in
         // flight when they stopped, which the server still did (and spent CPU on).
-        let jobs = try await driver.counts(queue).pending
+        let jobs = try await total(queues, \.pending)
         phases[phase.rawValue] = figures(
             jobs: jobs, seconds: result.seconds, calls: result.requests, latency: result.latency,
             journaled: journaled.timeIntervalSince(end), cpu: perJob(jobs, before, try await cpu(), client: result.clientCPU))
@@ -355,32 +378,32 @@ private final class Session {
     /// Processing: `--jobs` no-op jobs wait in a paused queue (the workers already started and idle, the journal
     /// caught up), then the queue resumes; timed until Redis counts them all completed, then until the journal has.
     private func processPhase(_ journal: Journal) async throws {
-        let queue = Phase.process.queue
-        try await driver.pause(queue)
+        let queues = Phase.process.queues(options.queues)
+        for queue in queues { try await driver.pause(queue) }
         try await startWorkers()
-        let jobs = (0..<options.jobs).map { _ in makeJob(queue) }
+        let jobs = makeJobs(options.jobs, queues)
         let (memory, journalBytes) = (try await redisMemory(), journalSize())
         _ = try await enqueue(BenchProgress("process: enqueue the backlog", total: jobs.count), jobs, batch: options.batch, inFlight: options.batchConnections)
-        try await waitForJournal(journal, [queue])
+        try await waitForJournal(journal, queues)
         let redisPerJob = Double(try await redisMemory() - memory) / Double(jobs.count)
         let journalPerJob = Double(journalSize() - journalBytes) / Double(jobs.count)
-        let baseline = try await driver.counts(queue).completed
+        let baseline = try await total(queues, \.completed)
         let before = try await cpu()
         let resumed = Date()
-        try await driver.resume(queue)
+        for queue in queues { try await driver.resume(queue) }
         let progress = BenchProgress("process", total: jobs.count)
         let (journaled, lag) = try await sampleLag {
             try await progress.show {
                 try await children.wait(for: "\(jobs.count) jobs to complete", timeout: .seconds(max(300, jobs.count / 50)), interval: .milliseconds(10)) {
-                    progress.observe(try await driver.counts(queue).completed - baseline)
+                    progress.observe(try await self.total(queues, \.completed) - baseline)
                     return progress.done >= jobs.count
                 }
             }
             let work = try await cpu().work
-            return (try await waitForJournal(journal, [queue]), work)
+            return (try await waitForJournal(journal, queues), work)
         }
         let after = try await cpu()
-        let timing = try await timestamps(jobs.map(\.id), queue)
+        let timing = try await timestamps(jobs.map { ($0.id, $0.queue) })
         let seconds = timing.lastFinish.timeIntervalSince(resumed)
         var result = figures(
             jobs: jobs.count, seconds: seconds, journaled: journaled.0.timeIntervalSince(timing.lastFinish),
@@ -395,14 +418,14 @@ private final class Session {
     /// Latency at a fixed offered rate: `--rate` jobs/s, one per call, for `--rate-seconds`, on an otherwise idle
     /// system (the workers running, nothing else queued); times from the jobs' Redis timestamps.
     private func latencyPhase(_ journal: Journal) async throws {
-        let queue = Phase.latency.queue
+        let queues = Phase.latency.queues(options.queues)
         try await startWorkers()
         let count = options.rate * options.rateSeconds
-        let baseline = try await driver.counts(queue).completed
+        let baseline = try await total(queues, \.completed)
         let progress = BenchProgress("latency at \(options.rate)/s", total: count)
         let before = try await cpu()
         let driver = self.driver
-        var ids = [JobID]()
+        var ids = [(JobID, QueueName)]()
         var offered = 0.0
         let (journaled, lag) = try await sampleLag {
             try await progress.show {
@@ -410,8 +433,8 @@ private final class Session {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for i in 0..<count {
                         try await Task.sleep(until: start + .nanoseconds(Int64(Double(i) * 1e9 / Double(options.rate))), clock: .continuous)
-                        let job = makeJob(queue)
-                        ids.append(job.id)
+                        let job = makeJob(queues[i % queues.count])
+                        ids.append((job.id, job.queue))
                         group.addTask {
                             _ = try await driver.enqueue(job, actor: nil)
                             progress.advance(1)
@@ -421,14 +444,14 @@ private final class Session {
                     try await group.waitForAll()
                 }
                 try await children.wait(for: "\(count) jobs to complete", timeout: .seconds(300), interval: .milliseconds(10)) {
-                    progress.observe(try await driver.counts(queue).completed - baseline)
+                    progress.observe(try await self.total(queues, \.completed) - baseline)
                     return progress.done >= count
                 }
             }
-            return try await waitForJournal(journal, [queue])
+            return try await waitForJournal(journal, queues)
         }
         let after = try await cpu()
-        let timing = try await timestamps(ids, queue)
+        let timing = try await timestamps(ids)
         let seconds = timing.lastFinish.timeIntervalSince(timing.firstEnqueue)
         var result = figures(
             jobs: count, seconds: seconds, journaled: journaled.timeIntervalSince(timing.lastFinish), cpu: perJob(count, before, after, client: nil))
@@ -460,11 +483,11 @@ private final class Session {
     }
 
     /// createdAt, startedAt and finishedAt of each job as Redis has them (ms), 1000 jobs per pipeline.
-    private func timestamps(_ ids: [JobID], _ queue: QueueName) async throws -> Timing {
+    private func timestamps(_ ids: [(JobID, QueueName)]) async throws -> Timing {
         var timing = Timing()
         var toStart = [Double](), toComplete = [Double](), run = [Double]()
         for chunk in stride(from: 0, to: ids.count, by: 1000) {
-            for job in try await driver.jobs(ids[chunk..<min(chunk + 1000, ids.count)].map { ($0, queue) }) {
+            for job in try await driver.jobs(Array(ids[chunk..<min(chunk + 1000, ids.count)])) {
                 guard let job, let started = job.startedAt, let finished = job.finishedAt else {
                     throw CLIError("a benchmark job is missing or unfinished in Redis: \(String(describing: job?.id))")
                 }
@@ -486,7 +509,7 @@ private final class Session {
         var check = SystemBenchReport.JournalCheck(
             enqueuedInRedis: 0, enqueuedInJournal: 0, completedInRedis: 0, completedInJournal: 0,
             conflicts: try await journal.reader.conflictCount(), complete: false)
-        for queue in Set(options.phases.map(\.queue)) {
+        for queue in Set(options.phases.flatMap { $0.queues(options.queues) }) {
             let counts = try await driver.counts(queue)
             check.enqueuedInRedis += counts.pending + counts.active + counts.completed
             check.completedInRedis += counts.completed

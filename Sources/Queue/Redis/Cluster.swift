@@ -329,13 +329,6 @@ final class ClusterRouter: Sendable {
         }
     }
 
-    /// Sends `command` to every master; replies in the order of `masters()`.
-    func eachMaster(_ command: RedisCommand) async throws -> [RESPValue] {
-        var replies = [RESPValue]()
-        for (address, _) in try await masters() { replies.append(try await pool(address).connection().send(command)) }
-        return replies
-    }
-
     private enum Redirect {
         case moved(slot: Int, address: String)
         case ask(address: String)

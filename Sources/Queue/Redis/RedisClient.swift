@@ -160,8 +160,16 @@ public final class RedisClient: Service, Sendable {
 
     /// Sends `command` to every master of a cluster, or to the one server.
     public func sendToEachMaster(_ command: RedisCommand) async throws -> [RESPValue] {
-        guard let router else { return [try await send(command)] }
-        return try await router.eachMaster(command)
+        try await withEachMaster { try await $0.send(command) }
+    }
+
+    /// Runs `body` on a pooled connection to each master of a cluster in turn (keyless work: SCAN, INFO), or to the one
+    /// server.
+    public func withEachMaster<T: Sendable>(_ body: (RedisConnection) async throws -> T) async throws -> [T] {
+        guard let router else { return [try await body(try await connection())] }
+        var results = [T]()
+        for (address, _) in try await router.masters() { results.append(try await body(try await router.pool(address).connection())) }
+        return results
     }
 
     /// Each cluster master and a hash tag whose keys it serves; empty outside a cluster.
