@@ -34,6 +34,10 @@ public final class RedisQueueDriver: QueueDriver {
     /// The Redis run id whose data a journal vouched for (marker), until when that holds without a new check (nil:
     /// until Redis restarts), and since when claims have waited for it.
     let verified = Mutex<(runID: String?, recheckAt: ContinuousClock.Instant?, waitingSince: ContinuousClock.Instant?)>((nil, nil, nil))
+    /// Per list of queues a worker claims from: the index of the queue that last had work (its next claim's first try).
+    let claimStart = Mutex<[[QueueName]: Int]>([:])
+    /// Wake-ups of multi-queue claims in a cluster.
+    let wakeHub = WakeHub()
     /// When the scheduler last checked for streams no journal drains.
     let lastStreamCap = Mutex<ContinuousClock.Instant?>(nil)
 
@@ -208,22 +212,29 @@ public final class RedisQueueDriver: QueueDriver {
             // Nothing to lease, or Redis restarted and no journal has vouched for its data yet (claims wait).
             return ([], try await complete(completions))
         }
-        // The first queue's claim carries that queue's completions; other queues' completions ride in the same pipeline.
-        let first = queues[0]
+        // The claim goes to the queue that had work last time (the first, unless it was empty then), carrying that
+        // queue's completions; other queues' completions ride in the same round trip, and so do the sizes of the
+        // queues ahead of it, so a higher-precedence queue that filled up is claimed from next time.
+        let start = queues.count == 1 ? 0 : claimStart.withLock { $0[queues] ?? 0 }
+        let first = queues[start]
         let carried = completions.indices.filter { completions[$0].lease.job.queue == first }
         let others = completions.indices.filter { completions[$0].lease.job.queue != first }
         var calls = [claimCall(first, completing: carried.map { completions[$0] }, worker: worker, lease: lease, max: max)]
         let groups = Dictionary(grouping: others) { completions[$0].lease.job.queue }.sorted { $0.key.rawValue < $1.key.rawValue }
         calls += groups.map { completeCall($0.key, $0.value.map { completions[$0] }) }
+        let ahead = queues[..<start].map { RedisCommand("ZCARD", [RESPArgument(keys.queue($0).pending)]) }
         let replies: [Result<RESPValue, RedisClientError>]
+        var sizes = [RESPValue]()
         do {
+            async let aheadSizes = ahead.isEmpty ? [] : redis.pipeline(ahead)
             replies = try await redis.evalScripts(calls.map { ($0.script, $0.keys, $0.arguments) }, onRunID: runID)
+            sizes = (try? await aheadSizes) ?? []
         } catch let error as RedisClientError where error.code == .serverChanged {
             forgetVerified()  // Redis restarted since it was vouched for: check again before claiming
             let completed = try await complete(completions)
-            // In a cluster only the first queue's master may be unvouched: the other queues are still claimed.
+            // In a cluster only this queue's master may be unvouched: the other queues are still claimed.
             guard redis.isCluster else { return ([], completed) }
-            return (try await claimInTurn(queues.dropFirst(), worker: worker, lease: lease, max: max, runID: runID), completed)
+            return (try await claimInTurn(queues, skipping: first, worker: worker, lease: lease, max: max, runID: runID), completed)
         }
         var completed = [Bool](repeating: false, count: completions.count)
         let claimed = try replies[0].get()
@@ -236,19 +247,35 @@ public final class RedisQueueDriver: QueueDriver {
             for (i, flag) in zip(group.value, flags) { completed[i] = flag }
         }
         var leases = try decodeLeases(claimed, token: calls[0].token, worker: worker)
-        // The first queue had nothing ready: try the others in order, as a plain claim.
-        if leases.isEmpty { leases = try await claimInTurn(queues.dropFirst(), worker: worker, lease: lease, max: max, runID: runID) }
+        if let filled = sizes.firstIndex(where: { ($0.int ?? 0) > 0 }) { claimStart.withLock { $0[queues] = filled } }
+        // That queue had nothing ready: try the others in order of precedence, as a plain claim.
+        if leases.isEmpty {
+            leases = try await claimInTurn(queues, skipping: first, worker: worker, lease: lease, max: max, runID: runID)
+            if leases.isEmpty, start > 0 { claimStart.withLock { $0[queues] = nil } }  // all empty: the first goes first again
+        }
         return (leases, completed)
     }
 
-    /// Claims from the first of `queues` that has work, one queue at a time.
-    private func claimInTurn(_ queues: ArraySlice<QueueName>, worker: WorkerID, lease: Duration, max: Int, runID: String) async throws -> [Lease] {
-        for queue in queues {
+    /// Claims from the first of `queues` that has work, one queue at a time. With several queues, one pipeline of
+    /// `ZCARD`s first skips the empty ones (a round trip for all rather than a claim call for each).
+    /// The queue that gave leases becomes the next claim's first try (`claimStart`).
+    private func claimInTurn(_ queues: [QueueName], skipping tried: QueueName, worker: WorkerID, lease: Duration, max: Int, runID: String)
+        async throws -> [Lease]
+    {
+        var candidates = queues.filter { $0 != tried }
+        if candidates.count > 1 {
+            let sizes = try await redis.pipeline(candidates.map { RedisCommand("ZCARD", [RESPArgument(keys.queue($0).pending)]) })
+            candidates = zip(candidates, sizes).filter { $0.1.int.map { $0 > 0 } ?? true }.map(\.0)
+        }
+        for queue in candidates {
             let call = claimCall(queue, completing: [], worker: worker, lease: lease, max: max)
             do {
                 let reply = try await redis.evalScript(call.script, keys: call.keys, arguments: call.arguments, onRunID: runID)
                 let leases = try decodeLeases(reply, token: call.token, worker: worker)
-                if !leases.isEmpty { return leases }
+                if !leases.isEmpty {
+                    if queues.count > 1 { claimStart.withLock { $0[queues] = queues.firstIndex(of: queue) } }
+                    return leases
+                }
             } catch let error as RedisClientError where error.code == .serverChanged {
                 forgetVerified()  // this queue's Redis (a cluster master, or a restarted Redis) is not vouched for: skip it
             }
@@ -278,20 +305,31 @@ public final class RedisQueueDriver: QueueDriver {
             }
             return
         }
-        // A cluster takes no BLPOP across slots: block on each queue's wake list at once (on the master serving it);
-        // the first that returns wakes the claim and the others are cancelled (a wake token a cancelled BLPOP took is
-        // only a hint: the claim looks at every queue anyway).
-        await withTaskGroup(of: Void.self) { group in
-            for queue in queues {
-                let wake = keys.queue(queue).wake
-                group.addTask {
-                    _ = try? await self.redis.withDedicatedConnection(for: wake) { connection in
-                        try await connection.sendBlocking(RedisCommand("BLPOP", [RESPArgument(wake), RESPArgument(seconds)]), block: block)
-                    }
+        // A cluster takes no BLPOP across slots: each queue has a listener blocking on its wake list (on the master
+        // serving it), and the claim waits for any of them.
+        await wakeHub.wait(on: queues, timeout: block) { queue in
+            Task { await self.listenForWakes(queue) }
+        }
+    }
+
+    /// A cluster queue's wake listener (see `WakeHub`): BLPOP on its wake list until the client shuts down.
+    private func listenForWakes(_ queue: QueueName) async {
+        let wake = keys.queue(queue).wake
+        let seconds = String(format: "%.3f", Double(configuration.maxBlock.milliseconds) / 1000)
+        defer { wakeHub.stopped(queue) }
+        while true {
+            do {
+                let reply = try await redis.withDedicatedConnection(for: wake) { connection in
+                    try await connection.sendBlocking(RedisCommand("BLPOP", [RESPArgument(wake), RESPArgument(seconds)]), block: configuration.maxBlock)
                 }
+                if !reply.isNull { wakeHub.signal(queue) }
+            } catch let error as RedisClientError where error.code == .shutdown {
+                return
+            } catch {
+                // Down, or its slot moving: claims go on polling every maxBlock meanwhile; try again shortly.
+                wakeHub.signal(queue)
+                try? await Task.sleep(for: .milliseconds(200))
             }
-            await group.next()
-            group.cancelAll()
         }
     }
 

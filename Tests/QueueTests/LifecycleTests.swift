@@ -97,6 +97,27 @@ struct LifecycleTests {
         }
     }
 
+    @Test func claimsFromSeveralQueuesTakeTheFirstWithWorkAndComeBackToAQueueAheadThatFills() async throws {
+        try await withTestQueue { t in
+            let queues: [QueueName] = ["first", "second", "third"]
+            func claimOne() async throws -> QueueName? {
+                try await t.driver.claim(from: queues, worker: worker, lease: .seconds(30), wait: .zero)?.job.queue
+            }
+            _ = try await t.driver.enqueue((0..<4).map { _ in Job(type: "t", queue: "third") }, actor: nil)
+            #expect(try await claimOne() == "third", "the first queue with work")
+            #expect(try await claimOne() == "third", "then straight to it (the claim remembers where work was)")
+            // A queue ahead fills up: at most one more claim comes from the queue behind it.
+            _ = try await t.driver.enqueue((0..<2).map { _ in Job(type: "t", queue: "first") }, actor: nil)
+            let next = [try await claimOne(), try await claimOne()]
+            #expect(next.contains("first") && next.last == "first", "precedence is back within one claim: \(next)")
+            _ = try await claimOne()
+            #expect(try await claimOne() == "third", "the first queue drained: the third again")
+            #expect(try await claimOne() == nil, "all empty")
+            _ = try await t.driver.enqueue([Job(type: "t", queue: "second")], actor: nil)
+            #expect(try await claimOne() == "second")
+        }
+    }
+
     @Test func claimLeasesTheJobAndCompleteFinishesIt() async throws {
         try await withTestQueue(configure: { $0.completedTTL = .seconds(60) }) { t in
             let job = try await t.driver.enqueue(Job(type: "t"), actor: nil).job!
