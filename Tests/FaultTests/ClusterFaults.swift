@@ -30,23 +30,27 @@ extension FaultScenarios {
         let replica = try #require(nodes.server(port: replicaNode.port)), master = try #require(nodes.server(port: victim.port))
         let replicaPID = try #require(replica.pid)
         kill(replicaPID, SIGSTOP)
+        // What the master sent before sits in the replica's socket buffer and would still be applied: cut the link
+        // from the master's side too, so nothing the master takes from now on reaches the replica.
+        try master.cli("CLIENT", "KILL", "TYPE", "replica")
         let answered = await cluster.ledger.answered
         await awhile(.seconds(5)) { await cluster.ledger.answered >= answered + 80 }
         let keysOnVictim = try master.cli("DBSIZE").trimmingCharacters(in: .whitespacesAndNewlines)
         master.kill()
         kill(replicaPID, SIGCONT)
+        let keysOnReplica = try replica.cli("DBSIZE").trimmingCharacters(in: .whitespacesAndNewlines)
         try await eventually(timeout: .seconds(30), "the replica to be promoted") {
             (try? nodes.topology().first { $0.id == replicaNode.id }?.isMaster) == true
         }
         await load.value
         let counts = await cluster.ledger.counts
         let report = try await InvariantChecker(cluster, journals: [server.journal], redisLost: true).check(
-            extra: "answers=[\(counts.description)] victimKeys=\(keysOnVictim)")
+            extra: "answers=[\(counts.description)] victimKeys=\(keysOnVictim) replicaKeys=\(keysOnReplica)")
         // The failover lost writes, and recovery set exactly those jobs back (`restored` events).
         let journal = try await JournalSnapshot.read(server.journal)
         let restored = journal.events.values.reduce(0) { n, events in n + events.values.filter { $0.event == "restored" }.count }
         print("FAULT cluster-failover: restored=\(restored) (jobs the promoted replica had lost or held stale)")
-        #expect(restored > 0, "the failover lost writes (else this scenario tests nothing)")
+        #expect(restored > 0, "the failover lost writes, and recovery set jobs back (else this scenario tests nothing)")
         finish(cluster, report)
         let answers = await cluster.ledger.summary
         #expect(report.acknowledged >= 550, "enqueues answered through the failover: \(answers)")
@@ -74,22 +78,24 @@ extension FaultScenarios {
         // the stale replica.
         let replicaPID = try #require(setup.replica.pid)
         kill(replicaPID, SIGSTOP)
+        try setup.master.cli("CLIENT", "KILL", "TYPE", "replica")  // as in the cluster scenario
         let answered = await cluster.ledger.answered
         await awhile(.seconds(5)) { await cluster.ledger.answered >= answered + 80 }
         let keysOnMaster = try setup.master.cli("DBSIZE").trimmingCharacters(in: .whitespacesAndNewlines)
         setup.master.kill()
         kill(replicaPID, SIGCONT)
+        let keysOnReplica = try setup.replica.cli("DBSIZE").trimmingCharacters(in: .whitespacesAndNewlines)
         let replicaPort = try #require(setup.replica.port)
         try await eventually(timeout: .seconds(60), "Sentinel to promote the replica") { (try? await setup.masterPort()) == replicaPort }
         await load.value
         let counts = await cluster.ledger.counts
         let report = try await InvariantChecker(cluster, journals: [server.journal], redisLost: true).check(
-            extra: "answers=[\(counts.description)] masterKeys=\(keysOnMaster)")
+            extra: "answers=[\(counts.description)] masterKeys=\(keysOnMaster) replicaKeys=\(keysOnReplica)")
         let journal = try await JournalSnapshot.read(server.journal)
         let restored = journal.events.values.reduce(0) { n, events in n + events.values.filter { $0.event == "restored" }.count }
         print("FAULT sentinel-failover: restored=\(restored) (jobs the promoted replica had lost or held stale)")
         finish(cluster, report)
-        #expect(restored > 0, "the failover lost writes (else this scenario tests nothing)")
+        #expect(restored > 0, "the failover lost writes, and recovery set jobs back (else this scenario tests nothing)")
         let answers = await cluster.ledger.summary
         #expect(report.acknowledged >= 450, "enqueues answered through the failover: \(answers)")
         #expect(counts.timeouts == 0, "enqueue never hangs")

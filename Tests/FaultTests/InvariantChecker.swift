@@ -108,7 +108,7 @@ struct FaultReport: Sendable {
 ///     journals agree on every seq they share;
 ///   - no handler run started after the job's terminal event (completed, dead, cancelled, purged);
 ///   - a job whose handler ran n > 1 times shows at least n − 1 reasons in its history (`lease_expired`,
-///     `failed`, `released`, `requeued`, `restored`, or recorded conflicts);
+///     `failed`, `released`, `requeued`, `restored`, `lease_lost`, or recorded conflicts);
 ///   - conflicts appear only when the scenario made Redis lose data;
 ///   - Redis agrees with the journal (no live copy of a finished job, no event the journal missed);
 ///   - one idempotency key never ran as two jobs.
@@ -123,7 +123,7 @@ struct InvariantChecker: Sendable {
     var deadline: Duration = .seconds(60)
 
     static let terminal: Set<String> = ["completed", "dead", "cancelled", "purged"]
-    static let rerunReasons: Set<String> = ["lease_expired", "failed", "released", "requeued", "restored"]
+    static let rerunReasons: Set<String> = ["lease_expired", "failed", "released", "requeued", "restored", "lease_lost"]
 
     init(_ cluster: FaultCluster, journals: [String], redisLost: Bool = false) {
         self.cluster = cluster

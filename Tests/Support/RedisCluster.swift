@@ -15,6 +15,7 @@ public final class RedisCluster: Sendable {
                 nodes.append(try RedisServer.start(tcp: true, arguments: [
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", "\(try RedisServer.freePort())",
                     "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no", "--cluster-replica-validity-factor", "0",
+                    "--repl-diskless-sync-delay", "0",
                 ]))
             }
             self.nodes = nodes
@@ -23,6 +24,7 @@ public final class RedisCluster: Sendable {
             defer { create.cleanup() }
             guard create.waitBlocking(timeout: 60) == 0 else { throw TestSupportError("redis-cli --cluster create failed: \(create.stdout.suffix(800)) \(create.stderr)") }
             try waitHealthy()
+            if replicas > 0 { try waitReplicasInSync() }
         } catch {
             for node in nodes { node.remove() }
             throw error
@@ -107,6 +109,17 @@ public final class RedisCluster: Sendable {
         defer { cli.cleanup() }
         guard cli.waitBlocking(timeout: 30) != nil else { throw TestSupportError("redis-cli hung") }
         return cli.stdout + cli.stderr
+    }
+
+    /// Waits until every live replica's link to its master is up (its first full sync done).
+    public func waitReplicasInSync(timeout: TimeInterval = 60) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let replicas = try topology().filter { !$0.isMaster }.compactMap { server(port: $0.port) }
+            if replicas.allSatisfy({ (try? $0.cli("INFO", "replication"))?.contains("master_link_status:up") == true }) { return }
+            usleep(50_000)
+        }
+        throw TestSupportError("replicas not in sync")
     }
 
     public func remove() { for node in nodes { node.remove() } }

@@ -21,6 +21,7 @@ public final class RedisSentinel: Sendable {
         var ports = [Int]()
         var started = [ChildProcess]()
         do {
+            try master.cli("CONFIG", "SET", "repl-diskless-sync-delay", "0")
             try replica.cli("REPLICAOF", "127.0.0.1", "\(master.port!)")
             for i in 0..<sentinels {
                 let port = try RedisServer.freePort()
@@ -66,6 +67,9 @@ public final class RedisSentinel: Sendable {
 
     /// Waits until every Sentinel knows the replica and the other Sentinels (a failover can then be agreed).
     public func waitReady(timeout: Duration = .seconds(30)) async throws {
+        try await eventually(timeout: timeout, "the replica's first sync") {
+            (try? replica.cli("INFO", "replication"))?.contains("master_link_status:up") == true
+        }
         try await eventually(timeout: timeout, "the Sentinels to see the replica and each other") {
             guard (try? await ask("replicas", RESPArgument(name)))?.array?.isEmpty == false else { return false }
             if sentinelPorts.count == 1 { return true }

@@ -70,6 +70,19 @@ local function holds(jobKey, token)
   return h[1] == 'active' and h[2] == token
 end
 
+-- A run ended (complete or fail) but its lease was gone: reaped, cancelled, or lost with a Redis that failed over or
+-- was rebuilt. Its outcome is dropped; the job's history says so (`lease_lost`, in its current state) so a second
+-- run is explained. Nothing is written when the job is gone or this lease already ended it (a retried call: a
+-- finished job keeps the lease that finished it).
+local function leaseLost(eventsKey, jobKey, id, token, nowText)
+  local h = redis.call('HMGET', jobKey, 'state', 'lease', 'attempts', 'seq')
+  if not h[1] or h[2] == token then return end
+  local seq = istr((tonumber(h[4]) or 0) + 1)
+  redis.call('HSET', jobKey, 'seq', seq)
+  appendEvent(eventsKey, id, seq, 'lease_lost', h[1], h[3] or '0', nowText,
+    { 'worker', string.match(token, '^([^/]*)/') or false, 'error', 'the run ended after its lease was lost; its outcome was dropped' })
+end
+
 -- Fails the current attempt of an active job: retrying with backoff, or dead after maxAttempts.
 -- k = { active, retrying, dead, events, stats }. Returns the new state and, if retrying, runAt.
 local function failAttempt(k, jobKey, id, now, err, event, jitter, deadTtl)
@@ -83,7 +96,7 @@ local function failAttempt(k, jobKey, id, now, err, event, jitter, deadTtl)
   redis.call('HINCRBY', k[5], 'failed', 1)
   if attempts >= maxAttempts then
     redis.call('HSET', jobKey, 'state', 'dead', 'lastError', err, 'updatedAt', now, 'finishedAt', now)
-    redis.call('HDEL', jobKey, 'leaseUntil', 'lease', 'runAt')
+    redis.call('HDEL', jobKey, 'leaseUntil', 'runAt')
     emit(k[4], jobKey, id, event, 'dead', attempts, now, { 'worker', h[5], 'error', err, 'runMs', runMs })
     emit(k[4], jobKey, id, 'dead', 'dead', attempts, now, { 'error', err })
     redis.call('ZADD', k[3], now, id)
@@ -96,7 +109,7 @@ local function failAttempt(k, jobKey, id, now, err, event, jitter, deadTtl)
   delay = math.floor(delay * (1 - 0.2 * jitter))
   local runAt = now + delay
   redis.call('HSET', jobKey, 'state', 'retrying', 'lastError', err, 'updatedAt', now, 'runAt', runAt)
-  redis.call('HDEL', jobKey, 'leaseUntil', 'lease')
+  redis.call('HDEL', jobKey, 'leaseUntil')
   emit(k[4], jobKey, id, event, 'retrying', attempts, now, { 'worker', h[5], 'error', err, 'runMs', runMs })
   emit(k[4], jobKey, id, 'retry_scheduled', 'retrying', attempts, now, { 'runAt', runAt })
   redis.call('ZADD', k[2], runAt, id)
@@ -109,14 +122,17 @@ end
 -- One HMGET reads the lease check and everything the event needs; seq is set, not incremented.
 local function completeJob(eventsKey, jobKey, id, token, now, nowText, result, ttl)
   local h = redis.call('HMGET', jobKey, 'state', 'lease', 'attempts', 'startedAt', 'worker', 'seq')
-  if h[1] ~= 'active' or h[2] ~= token then return 0 end
+  if h[1] ~= 'active' or h[2] ~= token then
+    leaseLost(eventsKey, jobKey, id, token, nowText)
+    return 0
+  end
   local seq = istr((tonumber(h[6]) or 0) + 1)
   if result ~= '' then
     redis.call('HSET', jobKey, 'state', 'completed', 'finishedAt', nowText, 'updatedAt', nowText, 'seq', seq, 'result', result)
   else
     redis.call('HSET', jobKey, 'state', 'completed', 'finishedAt', nowText, 'updatedAt', nowText, 'seq', seq)
   end
-  redis.call('HDEL', jobKey, 'leaseUntil', 'lease')
+  redis.call('HDEL', jobKey, 'leaseUntil')
   appendEvent(eventsKey, id, seq, 'completed', 'completed', h[3], nowText,
     { 'worker', h[5], 'result', result, 'runMs', h[4] and istr(now - tonumber(h[4])) or false })
   if ttl > 0 then redis.call('PEXPIRE', jobKey, ttl) end
