@@ -8,12 +8,12 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The journal schema, embedded into DocketJournal (a shipped file is never edited).
-let migrations = ["0001_init", "0002_recovery"]
+let migrations = ["0001_init", "0002_recovery", "0003_schedules"]
 
 /// Every Lua transition, embedded into the binary (one file each; `Scripts.swift` is the registry).
 let luaScripts = [
     "lib", "enqueue", "claim", "renew", "progress", "complete", "fail", "release",
-    "promote", "reap", "cancel", "requeue", "requeue_dead", "pause", "resume", "purge", "restore",
+    "promote", "reap", "cancel", "requeue", "requeue_dead", "pause", "resume", "purge", "restore", "schedule_tick",
 ]
 
 let package = Package(

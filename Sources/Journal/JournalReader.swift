@@ -280,3 +280,30 @@ public struct JournalReader: Sendable {
         return (at, String(cursor[cursor.index(after: colon)...]))
     }
 }
+
+extension JournalReader {
+    /// Every schedule this journal knows that is not deleted, with its last fired tick (recovery sets them back).
+    public func schedules() async throws -> [(schedule: Schedule, lastTick: Date?)] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT definition, lastTick FROM schedule WHERE deletedAt IS NULL ORDER BY name").compactMap { row in
+                let text: String = row["definition"]
+                guard let schedule = try? JSONDecoder().decode(Schedule.self, from: Data(text.utf8)) else { return nil }
+                let tick: Int64? = row["lastTick"]
+                return (schedule, tick.map { Date(millis: $0) })
+            }
+        }
+    }
+
+    /// A schedule's history, newest first: changes of definition, fired ticks (with their jobs) and skipped ones.
+    public func scheduleEvents(_ name: String, limit: Int = 100, before: Date? = nil) async throws -> [ScheduleEvent] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT name, at, event, tick, jobId, detail FROM scheduleEvent WHERE name = ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?
+                """, arguments: [name, (before ?? .distantFuture).millis, limit]).map { row in
+                let tick: Int64? = row["tick"]
+                return ScheduleEvent(name: row["name"], at: Date(millis: row["at"]), event: row["event"], tick: tick.map { Date(millis: $0) },
+                                     jobID: row["jobId"], detail: row["detail"])
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ enum JournalSchema {
     static let migrations: [(id: String, sql: [UInt8])] = [
         ("0001_init", PackageResources._001_init_sql),
         ("0002_recovery", PackageResources._002_recovery_sql),
+        ("0003_schedules", PackageResources._003_schedules_sql),
     ]
 
     static var migrator: DatabaseMigrator {

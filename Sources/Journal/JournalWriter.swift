@@ -18,6 +18,29 @@ public enum JournalWrite: Sendable {
     case discard(JobID)
     /// Records how far this journal has drained a queue's stream.
     case cursor(QueueName, String)
+    /// A schedule's definition as seen in Redis (nil: deleted), with the event that changed it.
+    case schedule(Schedule?, name: String, event: ScheduleEvent)
+    /// Something that happened to a schedule (fired, skipped).
+    case scheduleEvent(ScheduleEvent)
+}
+
+/// One line of a schedule's history (`GET /schedules/{name}/events`).
+public struct ScheduleEvent: Sendable, Hashable {
+    public var name: String
+    public var at: Date
+    /// created, updated, paused, resumed, deleted, fired, skipped.
+    public var event: String
+    public var tick: Date?
+    public var jobID: String?
+    public var detail: String?
+    public init(name: String, at: Date = Date(), event: String, tick: Date? = nil, jobID: String? = nil, detail: String? = nil) {
+        self.name = name
+        self.at = at
+        self.event = event
+        self.tick = tick
+        self.jobID = jobID
+        self.detail = detail
+    }
 }
 
 /// The journal's one writer: appends are grouped, many per SQLite transaction (group commit), and
@@ -148,7 +171,30 @@ public actor JournalWriter: Service {
             try db.execute(
                 sql: "INSERT INTO streamCursor (queue, lastId, updatedAt) VALUES (?, ?, ?) ON CONFLICT(queue) DO UPDATE SET lastId = excluded.lastId, updatedAt = excluded.updatedAt",
                 arguments: [queue.rawValue, id, Date().millis])
+        case .schedule(let schedule, let name, let event):
+            if let schedule {
+                let definition = String(decoding: try JSONEncoder().encode(schedule), as: UTF8.self)
+                try db.execute(sql: """
+                    INSERT INTO schedule (name, definition, createdAt, updatedAt, deletedAt) VALUES (?, ?, ?, ?, NULL)
+                    ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, updatedAt = excluded.updatedAt, deletedAt = NULL,
+                      createdAt = CASE WHEN schedule.deletedAt IS NULL THEN schedule.createdAt ELSE excluded.createdAt END
+                    """, arguments: [name, definition, schedule.createdAt.millis, schedule.updatedAt.millis])
+            } else {
+                try db.execute(sql: "UPDATE schedule SET deletedAt = ? WHERE name = ?", arguments: [event.at.millis, name])
+            }
+            try insert(event, db)
+        case .scheduleEvent(let event):
+            try insert(event, db)
+            if event.event == "fired", let tick = event.tick {
+                try db.execute(sql: "UPDATE schedule SET lastTick = ?, lastJobId = ? WHERE name = ? AND (lastTick IS NULL OR lastTick < ?)",
+                               arguments: [tick.millis, event.jobID, event.name, tick.millis])
+            }
         }
+    }
+
+    static func insert(_ event: ScheduleEvent, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO scheduleEvent (name, at, event, tick, jobId, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [event.name, event.at.millis, event.event, event.tick?.millis, event.jobID, event.detail])
     }
 
     /// A job met mid-life: its definition from Redis (a placeholder row, if any, gets it too).
@@ -328,7 +374,7 @@ extension JournalWrite {
         case .events(let events, _): return events.count
         case .define(let jobs): return jobs.count
         case .clearSpooled(let ids): return ids.count
-        case .discard, .cursor: return 1
+        case .discard, .cursor, .schedule, .scheduleEvent: return 1
         }
     }
 }

@@ -39,6 +39,8 @@ public struct Recovery: Sendable {
         public var stale = 0
         /// Jobs recovery never restores: met mid-life by this journal when Redis no longer had their definition.
         public var undefined = 0
+        /// Schedules Redis lacked, set back from the journal (with their last fired tick).
+        public var schedules = 0
     }
 
     /// Live states whose jobs Redis must hold.
@@ -56,6 +58,15 @@ public struct Recovery: Sendable {
                 try await drain(&report, dryRun: dryRun) { try await candidates(state: state, after: $0, limit: batchSize) }
             }
             try await drain(&report, dryRun: dryRun, counted: false) { try await finishedWithKeys(after: $0, limit: batchSize) }
+        }
+        // 3. Schedules Redis lost, with their last tick (so a schedule neither fires twice nor skips what it fired).
+        let known = Set(try await driver.schedules().map(\.name))
+        for (schedule, lastTick) in try await journal.reader.schedules() {
+            if !known.contains(schedule.name) { report.schedules += 1 }
+            if dryRun { continue }
+            if !known.contains(schedule.name) { _ = try await driver.addSchedule(schedule) }
+            // Never moves a tick back (schedule_tick.lua), so it is safe for schedules Redis kept too.
+            if let lastTick { try await driver.setLastTick(schedule.name, lastTick) }
         }
         report.undefined = try await journal.database.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE defined = 0 AND state IN ('pending','scheduled','retrying','active','dead')") ?? 0

@@ -49,6 +49,8 @@ public struct DocketAPI: Sendable {
         ("POST", "/dlq/requeue"), ("DELETE", "/dlq/{id}"), ("GET", "/queues"), ("POST", "/queues/{queue}/pause"),
         ("POST", "/queues/{queue}/resume"), ("GET", "/stats"), ("GET", "/stats/history"), ("GET", "/health"), ("GET", "/metrics"),
         ("GET", "/openapi.json"), ("POST", "/admin/recover"), ("GET", "/"),
+        ("POST", "/schedules"), ("GET", "/schedules"), ("GET", "/schedules/{name}"), ("PATCH", "/schedules/{name}"),
+        ("DELETE", "/schedules/{name}"), ("GET", "/schedules/{name}/events"),
     ]
 
     public func router() -> Router<DocketContext> {
@@ -86,6 +88,12 @@ public struct DocketAPI: Sendable {
         get("/metrics") { _, _ in try await self.prometheus() }
         get("/openapi.json") { _, _ in Response.json(OpenAPI.document) }
         router.post("/admin/recover") { request, context in try await self.recover(request, context) }
+        router.post("/schedules") { request, context in try await self.createSchedule(request, context) }
+        get("/schedules") { _, _ in try await self.listSchedules() }
+        get("/schedules/:name") { _, context in try await self.showSchedule(context) }
+        router.patch("/schedules/:name") { request, context in try await self.patchSchedule(request, context) }
+        router.delete("/schedules/:name") { _, context in try await self.deleteSchedule(context) }
+        get("/schedules/:name/events") { request, context in try await self.scheduleEvents(request, context) }
         get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Dashboard.html)))
         }
@@ -94,7 +102,7 @@ public struct DocketAPI: Sendable {
 
     // MARK: Enqueue
 
-    private func body(_ request: Request, _ context: DocketContext, verbatim: Set<String> = []) async throws -> JSONValue {
+    func body(_ request: Request, _ context: DocketContext, verbatim: Set<String> = []) async throws -> JSONValue {
         // Required, not just checked when given: a browser's no-cors request can only send a form or text/plain body.
         guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/json") else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json", field: "Content-Type")
@@ -451,6 +459,21 @@ public struct DocketAPI: Sendable {
             family("docket_journal_bytes", "gauge", "Journal file size (pages in use).", ["docket_journal_bytes \(size.bytes)"])
             family("docket_journal_jobs", "gauge", "Jobs in the journal (refreshed every 30 s).", ["docket_journal_jobs \(size.jobs)"])
             family("docket_journal_events", "gauge", "Events in the journal (refreshed every 30 s).", ["docket_journal_events \(size.events)"])
+        }
+        if let schedules = try? await driver.schedules(), !schedules.isEmpty {
+            let ticks = (try? await driver.lastTicks()) ?? [:]
+            let now = Date()
+            var next = [String](), last = [String]()
+            // Label values are schedule names ([A-Za-z0-9._:-], no escaping needed); capped like queue labels.
+            for schedule in schedules.prefix(100) {
+                let lastTick = ticks[schedule.name]
+                if !schedule.paused, let at = schedule.nextTick(after: max(now, lastTick ?? now)) {
+                    next.append("docket_schedule_next_run_timestamp_seconds{schedule=\"\(schedule.name)\"} \(Double(at.millis) / 1000)")
+                }
+                if let lastTick { last.append("docket_schedule_last_run_timestamp_seconds{schedule=\"\(schedule.name)\"} \(Double(lastTick.millis) / 1000)") }
+            }
+            family("docket_schedule_next_run_timestamp_seconds", "gauge", "When each active schedule fires next (Unix seconds).", next)
+            family("docket_schedule_last_run_timestamp_seconds", "gauge", "The last tick each schedule fired (Unix seconds).", last)
         }
         lines.append(jobMetrics.prometheus())
         lines.append(metrics.prometheus())

@@ -21,6 +21,8 @@ enum OpenAPI {
                                        description: "Job id", required: true)
     static let queueParameter = Parameter(name: "queue", location: "path", schema: #"{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,64}$"}"#,
                                           description: "Queue name", required: true)
+    static let nameParameter = Parameter(name: "name", location: "path", schema: #"{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"}"#,
+                                         description: "Schedule name", required: true)
     static let limit = Parameter(name: "limit", location: "query", schema: #"{"type":"integer","minimum":1,"maximum":1000,"default":50}"#,
                                  description: "Page size")
     static let cursor = Parameter(name: "cursor", location: "query", schema: #"{"type":"string","pattern":"^[0-9]{1,15}:[A-Za-z0-9_-]{1,64}$"}"#,
@@ -86,6 +88,23 @@ enum OpenAPI {
               responses: [("200", "HTML page", nil, [])], open: true),
         .init(method: "POST", path: "/admin/recover", summary: "Rebuild Redis from the journal (what was, or would be, restored)", body: "RecoverRequest",
               responses: [("200", "Recovery report", "RecoverReport", ["X-Request-Id"])]),
+        .init(method: "POST", path: "/schedules", summary: "Create a schedule: a cron expression or an interval, and the job each tick enqueues",
+              body: "ScheduleRequest",
+              responses: [("201", "The schedule", "Schedule", ["Location", "X-Request-Id"]), ("409", "A schedule has that name", "Error", []),
+                          ("413", "Too large", "Error", []), ("415", "Content-Type is not application/json", "Error", [])]),
+        .init(method: "GET", path: "/schedules", summary: "Every schedule with its last and next tick",
+              responses: [("200", "Schedules", "ScheduleList", ["X-Request-Id"])]),
+        .init(method: "GET", path: "/schedules/{name}", summary: "A schedule with its last and next tick",
+              responses: [("200", "The schedule", "Schedule", ["X-Request-Id"]), ("404", "Unknown schedule", "Error", [])]),
+        .init(method: "PATCH", path: "/schedules/{name}", summary: "Pause or resume a schedule", body: "SchedulePatch",
+              responses: [("200", "The schedule", "Schedule", ["X-Request-Id"]), ("404", "Unknown schedule", "Error", []),
+                          ("415", "Content-Type is not application/json", "Error", [])]),
+        .init(method: "DELETE", path: "/schedules/{name}", summary: "Delete a schedule (its history stays in the journal)",
+              responses: [("204", "Deleted", nil, ["X-Request-Id"]), ("404", "Unknown schedule", "Error", [])]),
+        .init(method: "GET", path: "/schedules/{name}/events", summary: "A schedule's history from this server's journal, newest first",
+              responses: [("200", "Events", "ScheduleEventList", ["X-Request-Id"]), ("404", "Unknown schedule", "Error", [])],
+              query: [Parameter(name: "limit", location: "query", schema: #"{"type":"integer","minimum":1,"maximum":1000,"default":100}"#,
+                                description: "How many events")]),
     ]
 
     static let schemas = #"""
@@ -109,7 +128,13 @@ enum OpenAPI {
     "Requeued":{"type":"object","required":["requeued","remaining"],"properties":{"requeued":{"type":"integer","minimum":0},"remaining":{"type":"integer","minimum":0}}},
     "Purged":{"type":"object","required":["purged"],"properties":{"purged":{"type":"string"}}},
     "RecoverReport":{"type":"object","required":["dryRun","candidates","alreadyInRedis","restored","stale","undefined","byState"],"properties":{"dryRun":{"type":"boolean"},"asOf":{"type":["string","null"],"format":"date-time"},"candidates":{"type":"integer"},"alreadyInRedis":{"type":"integer"},"restored":{"type":"integer"},"stale":{"type":"integer"},"undefined":{"type":"integer"},"byState":{"type":"object","additionalProperties":{"type":"integer"}}}},
-    "OpenAPIDocument":{"type":"object","required":["openapi","paths"]}
+    "OpenAPIDocument":{"type":"object","required":["openapi","paths"]},
+    "ScheduleJob":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"},"payload":{"description":"any JSON value"},"queue":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,64}$","default":"default"},"priority":{"type":"string","enum":["critical","high","normal","low"],"default":"normal"},"maxAttempts":{"type":"integer","minimum":1,"maximum":100,"default":3},"timeout":{"$ref":"#/components/schemas/Duration"},"backoff":{"type":"object","additionalProperties":false,"properties":{"base":{"$ref":"#/components/schemas/Duration"},"max":{"$ref":"#/components/schemas/Duration"}}}}},
+    "ScheduleRequest":{"type":"object","additionalProperties":false,"required":["name","job"],"oneOf":[{"required":["cron"]},{"required":["every"]}],"properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"},"cron":{"type":"string","description":"5 fields (minute hour day month weekday) or 6 (seconds first), or @hourly, @daily, @weekly, @monthly, @yearly","examples":["0 2 * * *","*/10 * * * * *"]},"every":{"type":"string","pattern":"^[0-9]{1,9}(ms|s|m|h|d)$","description":"an interval from 1s to 366d"},"timezone":{"type":"string","default":"UTC","description":"IANA zone, e.g. Europe/Berlin"},"job":{"$ref":"#/components/schemas/ScheduleJob"},"catchUp":{"type":"string","enum":["none","one","all"],"default":"one"},"catchUpLimit":{"type":"integer","minimum":1,"maximum":10000,"default":100},"paused":{"type":"boolean","default":false}}},
+    "SchedulePatch":{"type":"object","additionalProperties":false,"required":["paused"],"properties":{"paused":{"type":"boolean"}}},
+    "Schedule":{"type":"object","required":["name","timezone","job","catchUp","catchUpLimit","paused","createdAt","updatedAt","lastRunAt","nextRunAt"],"properties":{"name":{"type":"string"},"cron":{"type":["string","null"]},"every":{"type":["string","null"]},"timezone":{"type":"string"},"job":{"type":"object","required":["type","queue","payload","priority","maxAttempts","timeout","backoff"],"properties":{"type":{"type":"string"},"queue":{"type":"string"},"payload":{},"priority":{"type":"string"},"maxAttempts":{"type":"integer"},"timeout":{"type":"string"},"backoff":{"type":"object"}}},"catchUp":{"type":"string","enum":["none","one","all"]},"catchUpLimit":{"type":"integer"},"paused":{"type":"boolean"},"createdAt":{"type":"string","format":"date-time"},"updatedAt":{"type":"string","format":"date-time"},"lastRunAt":{"type":["string","null"],"format":"date-time"},"nextRunAt":{"type":["string","null"],"format":"date-time"}}},
+    "ScheduleList":{"type":"object","required":["schedules"],"properties":{"schedules":{"type":"array","items":{"$ref":"#/components/schemas/Schedule"}}}},
+    "ScheduleEventList":{"type":"object","required":["name","events"],"properties":{"name":{"type":"string"},"events":{"type":"array","items":{"type":"object","required":["at","event"],"properties":{"at":{"type":"string","format":"date-time"},"event":{"type":"string","enum":["created","updated","paused","resumed","deleted","fired","skipped"]},"tick":{"type":["string","null"],"format":"date-time"},"jobId":{"type":["string","null"]},"detail":{"type":["string","null"]}}}}}}
     """#
 
     static let headers = #"""
@@ -139,7 +164,8 @@ enum OpenAPI {
         var paths = [String: [String]]()
         var order = [String]()
         for op in operations {
-            let params = (op.path.contains("{id}") ? [idParameter] : []) + (op.path.contains("{queue}") ? [queueParameter] : []) + op.query
+            let params = (op.path.contains("{id}") ? [idParameter] : []) + (op.path.contains("{queue}") ? [queueParameter] : [])
+                + (op.path.contains("{name}") ? [nameParameter] : []) + op.query
             let parameterText = params.map {
                 #"{"name":\#(JSONObject.quote($0.name)),"in":"\#($0.location)","required":\#($0.required),"description":\#(JSONObject.quote($0.description)),"schema":\#($0.schema)}"#
             }.joined(separator: ",")

@@ -60,6 +60,8 @@ extension Docket {
         var lease: String?
         @Option(help: "Time running jobs get on shutdown (env DOCKET_SHUTDOWN_GRACE, default 10s).")
         var shutdownGrace: String?
+        @Option(help: "JSON file of schedules (a list of POST /schedules bodies) created or updated at start (env DOCKET_SCHEDULES).")
+        var schedules: String?
 
         func run() async throws {
             let logger = try global.logger("docket.serve")
@@ -97,6 +99,13 @@ extension Docket {
             pool.lease = try duration(lease, "DOCKET_LEASE", default: .seconds(30), name: "lease", min: .milliseconds(100))
             pool.shutdownGrace = try duration(shutdownGrace, "DOCKET_SHUTDOWN_GRACE", default: .seconds(10), name: "shutdown-grace", min: .zero)
             let registry = try handlerRegistry(handlers)
+            var fileSchedules = [Schedule]()
+            if let path = schedules ?? env("DOCKET_SCHEDULES") {
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("--schedules: cannot read \(path)") }
+                do { fileSchedules = try DocketAPI.schedules(file: text) } catch let error as APIError {
+                    throw CLIError("--schedules \(path): \(error.message)")
+                }
+            }
             let dataDir = URL(fileURLWithPath: dataDir ?? env("DOCKET_DATA_DIR") ?? ".docket", isDirectory: true)
             let journalPath = journal ?? env("DOCKET_JOURNAL") ?? dataDir.appendingPathComponent("journal.sqlite").path
             try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -137,6 +146,14 @@ extension Docket {
             do { try await recovery.check() } catch {
                 logger.warning("Recovery check at start failed; retrying in the background", metadata: ["error": "\(error)"])
             }
+            if !fileSchedules.isEmpty {
+                do {
+                    let applied = try await DocketAPI.apply(fileSchedules, to: driver)
+                    logger.info("Schedules file applied", metadata: ["schedules.created": "\(applied.created)", "schedules.updated": "\(applied.updated)"])
+                } catch {
+                    throw CLIError("--schedules: cannot apply to Redis at \(url): \(error)")
+                }
+            }
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: redis),
                 .init(service: journal.writer),
@@ -145,6 +162,7 @@ extension Docket {
                 .init(service: JournalRetention(journal: journal, retention: retention, logger: logger)),
                 .init(service: QueueScheduler(driver: driver, logger: logger)),
                 .init(service: recovery),
+                .init(service: ScheduleService(queue: queue, logger: logger)),
                 .init(service: app),
             ]
             if workerCount > 0 {

@@ -139,6 +139,27 @@ struct BadInputTests {
         Case(.post, "/dlq/requeue", #"{"limit":10001}"#, "limit"),
         Case(.post, "/admin/recover", #"{"dryRun":"yes"}"#, "dryRun"),
         Case(.post, "/admin/recover", #"{"asOf":"last tuesday"}"#, "asOf"),
+        // Schedules (SPEC §8).
+        Case(.post, "/schedules", #"{"cron":"* * * * *","job":{"type":"t"}}"#, "name"),
+        Case(.post, "/schedules", #"{"name":"a b","cron":"* * * * *","job":{"type":"t"}}"#, "name"),
+        Case(.post, "/schedules", #"{"name":"n","job":{"type":"t"}}"#, "cron"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *","every":"5m","job":{"type":"t"}}"#, "every"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"61 * * * *","job":{"type":"t"}}"#, "cron"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"0 0 30 2 *","job":{"type":"t"}}"#, "cron"),
+        Case(.post, "/schedules", #"{"name":"n","every":"0s","job":{"type":"t"}}"#, "every"),
+        Case(.post, "/schedules", #"{"name":"n","every":"soon","job":{"type":"t"}}"#, "every"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *","timezone":"Mars/Olympus","job":{"type":"t"}}"#, "timezone"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *"}"#, "job"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *","job":{"type":"t","idempotencyKey":"k"}}"#, "job.idempotencyKey"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *","job":{"type":"t","delay":"5s"}}"#, "job.delay"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *","job":{"type":"bad type"}}"#, "job.type"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *","job":{"type":"t"},"catchUp":"some"}"#, "catchUp"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *","job":{"type":"t"},"catchUpLimit":0}"#, "catchUpLimit"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *","job":{"type":"t"},"paused":"no"}"#, "paused"),
+        Case(.post, "/schedules", #"{"name":"n","cron":"* * * * *","job":{"type":"t"},"owner":"me"}"#, "owner"),
+        Case(.patch, "/schedules/n", #"{"paused":1}"#, "paused"),
+        Case(.patch, "/schedules/n", #"{"cron":"* * * * *"}"#, "cron"),
+        Case(.get, "/schedules/n/events?limit=0", nil, "limit"),
     ]
 
     @Test func everyBadRequestIsRejectedAndChangesNothing() async throws {
@@ -162,6 +183,7 @@ struct BadInputTests {
             #expect(after.jobs == journaled.jobs && after.events == journaled.events, "journal: \(journaled) then \(after)")
             #expect(after.jobs == 0 && after.events == 0, "the journal holds no job and no event")
             #expect(try await api.call(.get, "/health").status == 200)
+            #expect(try await api.t.driver.schedules().isEmpty, "no schedule was created")
         }
     }
 

@@ -1,3 +1,4 @@
+import DocketJournal
 import DocketQueue
 import DocketServer
 import DocketTestSupport
@@ -67,6 +68,17 @@ struct OpenAPITests {
             record("GET /health", "Health", try await api.call(.get, "/health"), status: 200)
             record("POST /admin/recover", "RecoverReport", try await api.call(.post, "/admin/recover", json: #"{"dryRun":true}"#), status: 200)
             record("GET /openapi.json", "OpenAPIDocument", try await api.call(.get, "/openapi.json"), status: 200)
+            // Schedules.
+            let schedule = #"{"name":"nightly","cron":"0 2 * * *","timezone":"Europe/Berlin","job":{"type":"report.build","payload":{"k":[1]},"queue":"reports"}}"#
+            record("POST /schedules", "Schedule", try await api.call(.post, "/schedules", json: schedule), status: 201)
+            record("POST /schedules (every)", "Schedule", try await api.call(.post, "/schedules", json: #"{"name":"often","every":"5m","job":{"type":"t"},"catchUp":"none"}"#), status: 201)
+            record("GET /schedules", "ScheduleList", try await api.call(.get, "/schedules"), status: 200)
+            record("GET /schedules/{name}", "Schedule", try await api.call(.get, "/schedules/nightly"), status: 200)
+            record("PATCH /schedules/{name}", "Schedule", try await api.call(.patch, "/schedules/nightly", json: #"{"paused":true}"#), status: 200)
+            try await ScheduleService(queue: JournaledQueue(journal: api.journal, driver: api.t.driver, logger: TestQueue.logger), logger: TestQueue.logger).pass()
+            record("GET /schedules/{name}/events", "ScheduleEventList", try await api.call(.get, "/schedules/nightly/events"), status: 200)
+            record("409 schedule", "Error", try await api.call(.post, "/schedules", json: schedule), status: 409)
+            #expect(try await api.call(.delete, "/schedules/often").status == 204)
             // Errors have one shape.
             record("400", "Error", try await api.call(.post, "/jobs", json: #"{"type":5}"#), status: 400)
             record("404", "Error", try await api.call(.get, "/jobs/\(JobID.make())"), status: 404)

@@ -21,6 +21,10 @@ public struct RedisKeys: Sendable, Hashable {
     public func marker(tag: String) -> RedisKey { RedisKey("\(prefix):marker:{\(tag)}") }
     /// ZSET journal id → last heartbeat ms (journals that hold back stream trimming).
     public var journals: RedisKey { RedisKey("\(prefix):journals") }
+    /// HASH schedule name → its definition (JSON, `Schedule`).
+    public var schedules: RedisKey { RedisKey("\(prefix):schedules") }
+    /// HASH schedule name → the last tick fired (ms).
+    public var scheduleTicks: RedisKey { RedisKey("\(prefix):schedule-ticks") }
     /// HASH of one worker's registration (host, pid, queues, concurrency, started, heartbeat).
     public func worker(_ id: WorkerID) -> RedisKey { RedisKey("\(prefix):worker:\(id.rawValue)") }
 

@@ -1,0 +1,62 @@
+import DocketJournal
+import DocketQueue
+import DocketServer
+import DocketTestSupport
+import Foundation
+import Testing
+
+/// `/schedules` through the router: create, read, pause, history, delete; and a `--schedules` file.
+@Suite("Schedules API", .timeLimit(.minutes(1)))
+struct ScheduleAPITests {
+    @Test func aScheduleIsCreatedShownPausedAndDeleted() async throws {
+        try await withAPI { api in
+            let body = #"{"name":"nightly-report","cron":"30 2 * * *","timezone":"America/New_York","job":{"type":"report.build","payload":{"day":"yesterday"},"queue":"reports","priority":"high"},"catchUp":"all","catchUpLimit":3}"#
+            let created = try await api.call(.post, "/schedules", json: body)
+            #expect(created.status == 201 && created.headers[.location] == "/schedules/nightly-report", "\(created.text)")
+            #expect(created.json["cron"] as? String == "30 2 * * *" && created.json["catchUp"] as? String == "all")
+            #expect((created.json["job"] as? [String: Any])?["payload"] as? [String: String] == ["day": "yesterday"])
+            let next = try #require(created.json["nextRunAt"] as? String).flatMap(Timestamp.parse)
+            #expect(next.map { Calendar.current.dateComponents(in: TimeZone(identifier: "America/New_York")!, from: $0).hour } == 2, "02:30 New York time")
+            #expect(created.json["lastRunAt"] is NSNull)
+            #expect(try await api.call(.post, "/schedules", json: body).status == 409)
+            let list = try await api.call(.get, "/schedules")
+            #expect((list.json["schedules"] as? [[String: Any]])?.map { $0["name"] as? String } == ["nightly-report"])
+            let paused = try await api.call(.patch, "/schedules/nightly-report", json: #"{"paused":true}"#)
+            #expect(paused.json["paused"] as? Bool == true && paused.json["nextRunAt"] is NSNull)
+            // What every server's ScheduleService journals: the definition and its changes.
+            let service = ScheduleService(queue: JournaledQueue(journal: api.journal, driver: api.t.driver, logger: TestQueue.logger), logger: TestQueue.logger)
+            try await service.pass()
+            let events = try await api.call(.get, "/schedules/nightly-report/events")
+            #expect((events.json["events"] as? [[String: Any]])?.first?["event"] as? String == "created", "\(events.text)")
+            #expect(try await api.call(.delete, "/schedules/nightly-report").status == 204)
+            #expect(try await api.call(.get, "/schedules/nightly-report").status == 404)
+            #expect(try await api.call(.delete, "/schedules/nightly-report").status == 404)
+            try await service.pass()
+            let history = try await api.call(.get, "/schedules/nightly-report/events")
+            #expect((history.json["events"] as? [[String: Any]])?.first?["event"] as? String == "deleted", "its history outlives it: \(history.text)")
+        }
+    }
+
+    @Test func aSchedulesFileIsValidatedAndApplied() async throws {
+        try await withTestQueue { t in
+            let file = #"[{"name":"a","every":"1h","job":{"type":"t"}},{"name":"b","cron":"@daily","job":{"type":"t","queue":"q"}}]"#
+            let schedules = try DocketAPI.schedules(file: file)
+            #expect(try await DocketAPI.apply(schedules, to: t.driver) == (2, 0))
+            #expect(try await DocketAPI.apply(schedules, to: t.driver) == (0, 0), "unchanged: nothing to do")
+            let changed = try DocketAPI.schedules(file: #"[{"name":"a","every":"2h","job":{"type":"t"}}]"#)
+            let before = try #require(try await t.driver.schedule("a"))
+            #expect(try await DocketAPI.apply(changed, to: t.driver) == (0, 1))
+            let after = try #require(try await t.driver.schedule("a"))
+            #expect(after.everyMs == 7_200_000 && after.createdAt == before.createdAt, "replaced, keeping its anchor")
+            for (bad, field) in [(#"{"name":"a"}"#, "file"), (#"[{"name":"a","every":"1h","job":{"type":"t"}},{"name":"a","every":"2h","job":{"type":"t"}}]"#, "[1].name"),
+                                 (#"[{"name":"a","cron":"nope","job":{"type":"t"}}]"#, "[0].cron")] {
+                do {
+                    _ = try DocketAPI.schedules(file: bad)
+                    Issue.record("\(bad) was accepted")
+                } catch let error as APIError {
+                    #expect(error.field == field, "\(bad): \(error)")
+                }
+            }
+        }
+    }
+}
