@@ -1,5 +1,5 @@
 /// The dashboard (`GET /`): one static page that reads the JSON API (stats, queues, recent jobs, the
-/// dead-letter queue) every few seconds. With API keys on, it asks for a key and keeps it in the browser.
+/// dead-letter queue, schedules) every few seconds. With API keys on, it asks for a key and keeps it in the browser.
 enum Dashboard {
     static let html = #"""
     <!doctype html>
@@ -26,13 +26,16 @@ enum Dashboard {
     <section><h2>Queues</h2><table id="queues"></table></section>
     <section><h2>Recent jobs <small>(journal, newest first)</small></h2><table id="jobs"></table></section>
     <section><h2>Dead-letter queue</h2><table id="dlq"></table></section>
+    <section><h2>Schedules</h2><table id="schedules"></table></section>
     </main>
     <script>
     const esc = s => String(s ?? "–").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
     function headers(){ const k = localStorage.getItem("docketKey"); return k ? {"Authorization": "Bearer " + k} : {}; }
-    async function api(path, method = "GET") {
-      const r = await fetch(path, {method, headers: headers()});
-      if (r.status === 401) { const k = prompt("API key"); if (k) { localStorage.setItem("docketKey", k); return api(path, method); } }
+    async function api(path, method = "GET", body) {
+      const init = {method, headers: headers()};
+      if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+      const r = await fetch(path, init);
+      if (r.status === 401) { const k = prompt("API key"); if (k) { localStorage.setItem("docketKey", k); return api(path, method, body); } }
       if (!r.ok) throw new Error(path + ": " + r.status);
       return r.json();
     }
@@ -59,11 +62,17 @@ enum Dashboard {
         const dlq = await api("/dlq?limit=20");
         table(document.getElementById("dlq"), ["id","type","queue","state","attempts","created","last error",""],
           dlq.jobs.map(j => jobRow(j) + `<td><button data-requeue="${esc(j.id)}">requeue</button></td></tr>`));
+        const sc = await api("/schedules");
+        table(document.getElementById("schedules"), ["name","when","zone","job","queue","paused","last run","next run",""],
+          sc.schedules.map(x => `<tr><td>${esc(x.name)}</td><td><code>${esc(x.cron ?? ("every " + x.every))}</code></td><td>${esc(x.timezone)}</td>` +
+            `<td>${esc(x.job.type)}</td><td>${esc(x.job.queue)}</td><td>${x.paused ? "yes" : "no"}</td><td>${esc(x.lastRunAt)}</td><td>${esc(x.nextRunAt)}</td>` +
+            `<td><button data-s="${esc(x.name)}" data-sp="${x.paused}">${x.paused ? "resume" : "pause"}</button></td></tr>`));
       } catch (e) { document.getElementById("health").textContent = String(e); }
     }
     document.addEventListener("click", async e => {
       const b = e.target;
       if (b.dataset.requeue) { await api("/dlq/" + encodeURIComponent(b.dataset.requeue) + "/requeue", "POST"); refresh(); }
+      if (b.dataset.s) { await api("/schedules/" + encodeURIComponent(b.dataset.s), "PATCH", {paused: b.dataset.sp !== "true"}); refresh(); }
       if (b.dataset.q) { await api("/queues/" + encodeURIComponent(b.dataset.q) + (b.dataset.p === "true" ? "/resume" : "/pause"), "POST"); refresh(); }
     });
     refresh(); setInterval(refresh, 3000);
