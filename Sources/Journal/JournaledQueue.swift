@@ -27,9 +27,12 @@ public struct JournaledQueue: Sendable {
         case existing(Job)
         /// Journaled, waiting for Redis to come back (or to be rebuilt).
         case spooled(Job)
+        /// Refused: the live job `holder` holds this job's unique key. Nothing was created (the write-ahead row is
+        /// removed again).
+        case uniqueConflict(Job, holder: JobID)
         public var job: Job {
             switch self {
-            case .created(let job), .existing(let job), .spooled(let job): return job
+            case .created(let job), .existing(let job), .spooled(let job), .uniqueConflict(let job, _): return job
             }
         }
     }
@@ -78,10 +81,11 @@ public struct JournaledQueue: Sendable {
 
     /// Pushes journaled (spooled) jobs into Redis: fenced while Redis lost data and is not rebuilt yet, and
     /// spooled again when Redis is unreachable. Clears the spooled flag of what arrived.
-    func deliver(_ jobs: [Job], actor: String?) async throws -> [Outcome] {
+    /// `enforceUnique` is false for jobs already acknowledged (spooled): they are delivered whatever holds their key.
+    func deliver(_ jobs: [Job], actor: String?, enforceUnique: Bool = true) async throws -> [Outcome] {
         let results: [EnqueueResult]
         do {
-            results = try await driver.enqueue(jobs, actor: actor, fenced: true)
+            results = try await driver.enqueue(jobs, actor: actor, fenced: true, enforceUnique: enforceUnique)
         } catch let error as RedisClientError {
             // Unreachable, or refusing writes (LOADING, OOM…): the jobs are durable in the journal and the
             // spool delivers them, so the answer is "accepted", never an error that invites a retry.
@@ -116,6 +120,9 @@ public struct JournaledQueue: Sendable {
                 outcomes.append(.existing(try await journal.reader.job(id) ?? job))
             case .fenced:
                 outcomes.append(.spooled(job))
+            case .uniqueConflict(_, let holder):
+                writes.append(.discard(job.id))
+                outcomes.append(.uniqueConflict(job, holder: holder))
             }
         }
         // The flag is cleared before the job is acknowledged as created, so recovery never skips a delivered job.
@@ -191,7 +198,7 @@ public struct SpoolPusher: Service {
     public func pushOnce(batch: Int = 500) async throws -> Int {
         let jobs = try await queue.journal.reader.spooled(limit: batch, olderThan: minAge)
         if jobs.isEmpty { return 0 }
-        let outcomes = try await queue.deliver(jobs, actor: nil)
+        let outcomes = try await queue.deliver(jobs, actor: nil, enforceUnique: false)
         let pushed = outcomes.filter { if case .spooled = $0 { false } else { true } }.count
         if pushed > 0 { logger.info("Pushed spooled jobs to Redis", metadata: ["jobs.count": "\(pushed)"]) }
         return pushed

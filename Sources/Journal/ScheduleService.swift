@@ -54,6 +54,7 @@ public final class ScheduleService: Service, Sendable {
                     case .created: how = "created"
                     case .existing: how = "existing"
                     case .spooled: how = "spooled"
+                    case .uniqueConflict(_, let holder): how = "refused: \(holder) holds the unique key"
                     }
                     events.append(ScheduleEvent(name: schedule.name, at: now, event: "fired", tick: tick, jobID: outcome.job.id.rawValue, detail: how))
                 }

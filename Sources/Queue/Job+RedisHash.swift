@@ -8,7 +8,7 @@ extension Job {
         static let runAt = "runAt", idempotencyKey = "idempotencyKey", state = "state", attempts = "attempts"
         static let createdAt = "createdAt", updatedAt = "updatedAt", startedAt = "startedAt", finishedAt = "finishedAt"
         static let lastError = "lastError", result = "result", progress = "progress", worker = "worker"
-        static let leaseUntil = "leaseUntil", seq = "seq"
+        static let leaseUntil = "leaseUntil", seq = "seq", uniqueKey = "uniqueKey", uniqueWhile = "uniqueWhile"
     }
 
     /// The fields `claim.lua` reads (HMGET, in this order) for each job it leases: everything a worker and its
@@ -88,5 +88,6 @@ extension Job {
         self.worker = f[Field.worker].map(WorkerID.init(rawValue:))
         self.leaseUntil = ms(Field.leaseUntil)
         self.seq = f[Field.seq].flatMap { Int($0) } ?? 0
+        if let key = f[Field.uniqueKey] { self.unique = UniqueKey(key: key, while: f[Field.uniqueWhile].flatMap(UniqueKey.While.init(rawValue:)) ?? .untilComplete) }
     }
 }

@@ -57,17 +57,19 @@ public enum EnqueueResult: Sendable, Hashable {
     /// Nothing was written: Redis lost data and is not rebuilt yet (its marker is missing), and the caller asked
     /// to be fenced. The journal keeps the job spooled until the rebuild is done.
     case fenced(JobID)
-    /// The job, unless only its id is known (`expired`, `fenced`).
+    /// Nothing was written: a live job (`holder`) holds the job's unique key.
+    case uniqueConflict(JobID, holder: JobID)
+    /// The job, unless only its id is known (`expired`, `fenced`, `uniqueConflict`).
     public var job: Job! {
         switch self {
         case .created(let job), .existing(let job): return job
-        case .expired, .fenced: return nil
+        case .expired, .fenced, .uniqueConflict: return nil
         }
     }
     public var id: JobID {
         switch self {
         case .created(let job), .existing(let job): return job.id
-        case .expired(let id), .fenced(let id): return id
+        case .expired(let id), .fenced(let id), .uniqueConflict(let id, _): return id
         }
     }
     public var isCreated: Bool { if case .created = self { true } else { false } }

@@ -60,6 +60,12 @@ public final class RedisQueueDriver: QueueDriver {
     /// Enqueues `jobs`; with `fenced`, a Redis that lost data and is not rebuilt yet (its marker is missing, or it
     /// restarted since a journal vouched for it) takes nothing and each job answers `.fenced`.
     public func enqueue(_ jobs: [Job], actor: String?, fenced: Bool) async throws -> [EnqueueResult] {
+        try await enqueue(jobs, actor: actor, fenced: fenced, enforceUnique: true)
+    }
+
+    /// With `enforceUnique` false, jobs take their unique keys without being refused: jobs the journal already
+    /// acknowledged (spooled while Redis was away) are delivered whatever holds their key.
+    public func enqueue(_ jobs: [Job], actor: String?, fenced: Bool, enforceUnique: Bool) async throws -> [EnqueueResult] {
         if jobs.isEmpty { return [] }
         var runID: String?
         if fenced {
@@ -77,7 +83,8 @@ public final class RedisQueueDriver: QueueDriver {
             let idem = job.idempotencyKey ?? ""
             return (
                 Scripts.enqueue,
-                [q.job(job.id), q.pending, q.scheduled, q.events, q.idempotency(idem), q.wake, q.counter, cluster ? q.counter : keys.marker],
+                [q.job(job.id), q.pending, q.scheduled, q.events, q.idempotency(idem), q.wake, q.counter, cluster ? q.counter : keys.marker,
+                 job.unique.map { q.unique($0.key) } ?? q.counter],
                 [
                     RESPArgument(job.id.rawValue), RESPArgument(job.type.rawValue), RESPArgument(job.queue.rawValue),
                     RESPArgument(job.payload), RESPArgument(job.priority.rawValue), RESPArgument(job.maxAttempts),
@@ -85,6 +92,8 @@ public final class RedisQueueDriver: QueueDriver {
                     RESPArgument(job.backoff.max.milliseconds), RESPArgument(job.runAt?.millis ?? 0),
                     RESPArgument(now.millis), RESPArgument(idem), RESPArgument(configuration.idempotencyTTL.milliseconds),
                     RESPArgument(actor ?? ""), RESPArgument(job.createdAt.millis), RESPArgument(checkMarker ? "1" : "0"),
+                    RESPArgument(job.unique?.key ?? ""), RESPArgument(job.unique?.while.rawValue ?? ""), RESPArgument(q.jobKeyPrefix),
+                    RESPArgument(uniqueTTL(job, now: now)), RESPArgument(enforceUnique ? "1" : "0"),
                 ]
             )
         }
@@ -109,7 +118,9 @@ public final class RedisQueueDriver: QueueDriver {
             guard let pair = value.array, pair.count == 2, let created = pair[0].int, let idText = pair[1].string,
                 let id = JobID(rawValue: idText)
             else { throw QueueError(.unexpectedReply, jobID: job.id, message: "enqueue: \(value)") }
-            if created == 2 {
+            if created == 3 {
+                results.append(.uniqueConflict(job.id, holder: id))
+            } else if created == 2 {
                 results.append(.fenced(job.id))
             } else if created == 1 {
                 var stored = job
@@ -127,6 +138,12 @@ public final class RedisQueueDriver: QueueDriver {
             }
         }
         return results
+    }
+
+    /// How long a unique key outlives its enqueue: the dead TTL past the job's run time (a holder that finished long
+    /// ago no longer blocks anyway; the key only saves the lookup).
+    private func uniqueTTL(_ job: Job, now: Date) -> Int64 {
+        max(0, (job.runAt?.millis ?? now.millis) - now.millis) + configuration.deadTTL.milliseconds
     }
 
     /// A cluster batch that failed as a whole (a master down or not vouched for) goes again one queue at a time, at

@@ -7,6 +7,8 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     public let message: String
     public let field: String?
     public var headers: HTTPFields = [:]
+    /// The job a `unique_conflict` names (its holder), rendered as `jobId` in the error object.
+    public var jobID: String?
 
     public init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil) {
         self.status = status
@@ -28,6 +30,7 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
         body.add("code", code)
         body.add("message", message)
         body.add("field", field)
+        if let jobID { body.add("jobId", jobID) }
         var outer = JSONObject()
         outer.add("error", raw: body.text)
         var response = Response.json(outer.text, status: status)

@@ -133,7 +133,15 @@ public struct DocketAPI: Sendable {
             response.headers[.init("Idempotent-Replay")!] = "true"
             return response
         case .spooled(let job): return Response.json(JobJSON.render(job, spooled: true), status: .accepted)
+        case .uniqueConflict(let job, let holder): throw Self.uniqueConflict(job, holder: holder, field: "unique.key")
         }
+    }
+
+    static func uniqueConflict(_ job: Job, holder: JobID, field: String) -> APIError {
+        var error = APIError(.conflict, code: "unique_conflict",
+                             message: "job \(holder) holds the unique key \"\(job.unique?.key ?? "")\" (while \(job.unique?.while.rawValue ?? "-"))", field: field)
+        error.jobID = holder.rawValue
+        return error
     }
 
     func enqueueBatch(_ request: Request, _ context: DocketContext) async throws -> Response {
@@ -148,9 +156,16 @@ public struct DocketAPI: Sendable {
         }
         let outcomes = try await queue.enqueue(jobs, actor: context.actor)
         let spooled = outcomes.contains { if case .spooled = $0 { true } else { false } }
-        let rendered = outcomes.map { outcome -> String in
-            if case .spooled(let job) = outcome { return JobJSON.render(job, spooled: true) }
-            return JobJSON.render(outcome.job)
+        var rendered = [String]()
+        for outcome in outcomes {
+            switch outcome {
+            case .spooled(let job): rendered.append(JobJSON.render(job, spooled: true))
+            case .uniqueConflict(let job, let holder):
+                // Like a repeated idempotency key: the answer is the job that holds the key, marked.
+                let held = try await driver.job(holder, queue: job.queue) ?? job
+                rendered.append(JobJSON.render(held, uniqueConflict: true))
+            default: rendered.append(JobJSON.render(outcome.job))
+            }
         }
         return Response.json(#"{"jobs":\#(JSONObject.array(rendered))}"#, status: spooled ? .accepted : .created)
     }

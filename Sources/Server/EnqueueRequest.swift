@@ -4,7 +4,7 @@ import Foundation
 /// Validates one enqueue body (SPEC §4) into a `Job`. Every rule names its field; nothing is partial.
 enum EnqueueRequest {
     static let fields: Set<String> = [
-        "type", "payload", "queue", "priority", "maxAttempts", "timeout", "delay", "runAt", "backoff", "idempotencyKey",
+        "type", "payload", "queue", "priority", "maxAttempts", "timeout", "delay", "runAt", "backoff", "idempotencyKey", "unique",
     ]
     static let maxTimeout: Duration = .seconds(86_400)
 
@@ -103,19 +103,41 @@ enum EnqueueRequest {
             }
             idempotencyKey = key
         }
+        var unique: UniqueKey?
+        switch body["unique"] {
+        case nil, .null?: break
+        case .object(let u)?:
+            if let unknown = u.keys.sorted().first(where: { $0 != "key" && $0 != "while" }) { throw APIError.invalid(field("unique.\(unknown)"), "unknown field") }
+            guard case .string(let key)? = u["key"] else { throw APIError.invalid(field("unique.key"), "is required: a string") }
+            guard (1...256).contains(key.utf8.count), !key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw APIError.invalid(field("unique.key"), "must be 1-256 bytes without control characters")
+            }
+            var mode = UniqueKey.While.untilComplete
+            switch u["while"] {
+            case nil, .null?: break
+            case .string(let w)?:
+                guard let m = UniqueKey.While(rawValue: w) else { throw APIError.invalid(field("unique.while"), "must be one of pending, active, until_complete") }
+                mode = m
+            case let other?: throw APIError.invalid(field("unique.while"), "must be a string, not \(other.kind)")
+            }
+            unique = UniqueKey(key: key, while: mode)
+        case let other?: throw APIError.invalid(field("unique"), "must be an object {\"key\", \"while\"}, not \(other.kind)")
+        }
         let payload = body["payload"]?.text ?? "null"
         guard payload.utf8.count <= maxPayload else {
             throw APIError(.contentTooLarge, code: "payload_too_large", message: "\(field("payload")): larger than \(maxPayload) bytes", field: field("payload"))
         }
-        return Job(
+        var job = Job(
             type: type, payload: payload, queue: queue, priority: priority, maxAttempts: maxAttempts, timeout: timeout,
             backoff: backoff, runAt: runAt, idempotencyKey: idempotencyKey, createdAt: now)
+        job.unique = unique
+        return job
     }
 }
 
 /// The JSON shape of a job in every response.
 enum JobJSON {
-    static func render(_ job: Job, source: String? = nil, spooled: Bool = false) -> String {
+    static func render(_ job: Job, source: String? = nil, spooled: Bool = false, uniqueConflict: Bool = false) -> String {
         var o = JSONObject()
         o.add("id", job.id.rawValue)
         o.add("type", job.type.rawValue)
@@ -132,6 +154,12 @@ enum JobJSON {
         o.add("backoff", raw: b.text)
         o.add("runAt", job.runAt)
         o.add("idempotencyKey", job.idempotencyKey)
+        if let unique = job.unique {
+            var u = JSONObject()
+            u.add("key", unique.key)
+            u.add("while", unique.while.rawValue)
+            o.add("unique", raw: u.text)
+        }
         o.add("createdAt", job.createdAt)
         o.add("updatedAt", job.updatedAt)
         o.add("startedAt", job.startedAt)
@@ -142,6 +170,7 @@ enum JobJSON {
         o.add("progress", raw: job.progress)
         if let source { o.add("source", source) }
         if spooled { o.add("spooled", true) }
+        if uniqueConflict { o.add("uniqueConflict", true) }
         return o.text
     }
 

@@ -139,6 +139,9 @@ struct BadInputTests {
         Case(.post, "/dlq/requeue", #"{"limit":10001}"#, "limit"),
         Case(.post, "/admin/recover", #"{"dryRun":"yes"}"#, "dryRun"),
         Case(.post, "/admin/recover", #"{"asOf":"last tuesday"}"#, "asOf"),
+        Case(#"{"type":"t","unique":"k"}"#, "unique"),
+        Case(#"{"type":"t","unique":{}}"#, "unique.key"),
+        Case(#"{"type":"t","unique":{"key":"k","scope":"all"}}"#, "unique.scope"),
         // Schedules (SPEC §8).
         Case(.post, "/schedules", #"{"cron":"* * * * *","job":{"type":"t"}}"#, "name"),
         Case(.post, "/schedules", #"{"name":"a b","cron":"* * * * *","job":{"type":"t"}}"#, "name"),

@@ -60,3 +60,24 @@ struct ScheduleAPITests {
         }
     }
 }
+
+/// Unique jobs through the API: 409 `unique_conflict` naming the holder.
+@Suite("Unique jobs API", .timeLimit(.minutes(1)))
+struct UniqueAPITests {
+    @Test func aSecondEnqueueWithALiveKeyIs409NamingTheHolder() async throws {
+        try await withAPI { api in
+            let body = #"{"type":"invoice.sync","payload":{"customer":42},"unique":{"key":"customer-42","while":"until_complete"}}"#
+            let first = try await api.call(.post, "/jobs", json: body)
+            #expect(first.status == 201 && (first.json["unique"] as? [String: String]) == ["key": "customer-42", "while": "until_complete"])
+            let second = try await api.call(.post, "/jobs", json: body)
+            #expect(second.status == 409 && second.error.code == "unique_conflict" && second.error.field == "unique.key", "\(second.text)")
+            #expect((second.json["error"] as? [String: Any])?["jobId"] as? String == first.json["id"] as? String)
+            let batch = try await api.call(.post, "/jobs/batch", json: #"{"jobs":[\#(body),{"type":"other"}]}"#)
+            let jobs = batch.json["jobs"] as? [[String: Any]] ?? []
+            #expect(batch.status == 201 && jobs.count == 2, "\(batch.text)")
+            #expect(jobs.first?["uniqueConflict"] as? Bool == true && jobs.first?["id"] as? String == first.json["id"] as? String, "the holder, marked")
+            let bad = try await api.call(.post, "/jobs", json: #"{"type":"t","unique":{"key":"k","while":"forever"}}"#)
+            #expect(bad.status == 400 && bad.error.field == "unique.while")
+        }
+    }
+}

@@ -33,6 +33,25 @@ public struct Backoff: Sendable, Hashable {
     }
 }
 
+/// Unique jobs (SPEC §8): while a job holding `key` (in its queue) is in one of the states `while` names, another
+/// enqueue with the key is refused (409 `unique_conflict`, naming the holder).
+public struct UniqueKey: Sendable, Hashable {
+    public enum While: String, Sendable, CaseIterable {
+        /// Refused while the holder waits to run: pending, scheduled or retrying.
+        case pending
+        /// Refused while the holder runs.
+        case active
+        /// Refused until the holder finishes (completed, dead or cancelled): pending, scheduled, retrying or active.
+        case untilComplete = "until_complete"
+    }
+    public var key: String
+    public var `while`: While
+    public init(key: String, while: While = .untilComplete) {
+        self.key = key
+        self.while = `while`
+    }
+}
+
 /// A job: what to run (type, payload), how (queue, priority, attempts, timeout, backoff, schedule),
 /// and where it is in its life (state and runtime fields).
 public struct Job: Sendable, Hashable {
@@ -49,6 +68,8 @@ public struct Job: Sendable, Hashable {
     /// When a scheduled or retrying job becomes due.
     public var runAt: Date?
     public var idempotencyKey: String?
+    /// Refuses duplicates while this job is live (see `UniqueKey`); enforced in Redis at enqueue.
+    public var unique: UniqueKey?
 
     public var state: JobState
     public var attempts: Int

@@ -54,6 +54,8 @@ public struct RedisKeys: Sendable, Hashable {
         public var stats: RedisKey { RedisKey("\(tag):stats") }
         /// STRING idempotency key → job id, expiring after the idempotency window.
         public func idempotency(_ key: String) -> RedisKey { RedisKey(idempotencyPrefix + key) }
+        /// SET of the live jobs holding a unique key (their states are checked at enqueue; see `UniqueKey`).
+        public func unique(_ key: String) -> RedisKey { RedisKey("\(tag):unique:\(key)") }
         /// Passed to Lua (ARGV) where a script derives idempotency keys (recovery).
         public var idempotencyPrefix: String { "\(tag):idem:" }
         /// HASH of one job.

@@ -22,7 +22,7 @@ public struct RedisScript: Sendable {
 
 /// Every script the queue runs. A new script is a `.lua` file, a line here, a name in Package.swift.
 public enum Scripts {
-    static let enqueue = RedisScript("enqueue", PackageResources.enqueue_lua, keys: 8)
+    static let enqueue = RedisScript("enqueue", PackageResources.enqueue_lua, keys: 9)
     static let claim = RedisScript("claim", PackageResources.claim_lua, keys: 6)
     static let renew = RedisScript("renew", PackageResources.renew_lua, keys: 2)
     static let progress = RedisScript("progress", PackageResources.progress_lua, keys: 2)
