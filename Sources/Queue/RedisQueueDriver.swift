@@ -36,6 +36,8 @@ public final class RedisQueueDriver: QueueDriver {
     let verified = Mutex<(runID: String?, recheckAt: ContinuousClock.Instant?, waitingSince: ContinuousClock.Instant?)>((nil, nil, nil))
     /// Per list of queues a worker claims from: the index of the queue that last had work (its next claim's first try).
     let claimStart = Mutex<[[QueueName]: Int]>([:])
+    /// The limits claims apply, and when they were read (see `currentLimits`).
+    let limitCache = Mutex<(limits: [Limit], at: ContinuousClock.Instant)?>(nil)
     /// Wake-ups of multi-queue claims in a cluster.
     let wakeHub = WakeHub()
     /// When the scheduler last checked for streams no journal drains.
@@ -232,11 +234,12 @@ public final class RedisQueueDriver: QueueDriver {
         // The claim goes to the queue that had work last time (the first, unless it was empty then), carrying that
         // queue's completions; other queues' completions ride in the same round trip, and so do the sizes of the
         // queues ahead of it, so a higher-precedence queue that filled up is claimed from next time.
+        let limits = try await currentLimits()
         let start = queues.count == 1 ? 0 : claimStart.withLock { $0[queues] ?? 0 }
         let first = queues[start]
         let carried = completions.indices.filter { completions[$0].lease.job.queue == first }
         let others = completions.indices.filter { completions[$0].lease.job.queue != first }
-        var calls = [claimCall(first, completing: carried.map { completions[$0] }, worker: worker, lease: lease, max: max)]
+        var calls = [claimCall(first, completing: carried.map { completions[$0] }, worker: worker, lease: lease, max: max, limits: limits)]
         let groups = Dictionary(grouping: others) { completions[$0].lease.job.queue }.sorted { $0.key.rawValue < $1.key.rawValue }
         calls += groups.map { completeCall($0.key, $0.value.map { completions[$0] }) }
         let ahead = queues[..<start].map { RedisCommand("ZCARD", [RESPArgument(keys.queue($0).pending)]) }
@@ -251,7 +254,7 @@ public final class RedisQueueDriver: QueueDriver {
             let completed = try await complete(completions)
             // In a cluster only this queue's master may be unvouched: the other queues are still claimed.
             guard redis.isCluster else { return ([], completed) }
-            return (try await claimInTurn(queues, skipping: first, worker: worker, lease: lease, max: max, runID: runID), completed)
+            return (try await claimInTurn(queues, skipping: first, worker: worker, lease: lease, max: max, runID: runID, limits: limits), completed)
         }
         var completed = [Bool](repeating: false, count: completions.count)
         let claimed = try replies[0].get()
@@ -267,7 +270,7 @@ public final class RedisQueueDriver: QueueDriver {
         if let filled = sizes.firstIndex(where: { ($0.int ?? 0) > 0 }) { claimStart.withLock { $0[queues] = filled } }
         // That queue had nothing ready: try the others in order of precedence, as a plain claim.
         if leases.isEmpty {
-            leases = try await claimInTurn(queues, skipping: first, worker: worker, lease: lease, max: max, runID: runID)
+            leases = try await claimInTurn(queues, skipping: first, worker: worker, lease: lease, max: max, runID: runID, limits: limits)
             if leases.isEmpty, start > 0 { claimStart.withLock { $0[queues] = nil } }  // all empty: the first goes first again
         }
         return (leases, completed)
@@ -276,8 +279,9 @@ public final class RedisQueueDriver: QueueDriver {
     /// Claims from the first of `queues` that has work, one queue at a time. With several queues, one pipeline of
     /// `ZCARD`s first skips the empty ones (a round trip for all rather than a claim call for each).
     /// The queue that gave leases becomes the next claim's first try (`claimStart`).
-    private func claimInTurn(_ queues: [QueueName], skipping tried: QueueName, worker: WorkerID, lease: Duration, max: Int, runID: String)
-        async throws -> [Lease]
+    private func claimInTurn(
+        _ queues: [QueueName], skipping tried: QueueName, worker: WorkerID, lease: Duration, max: Int, runID: String, limits: [Limit]
+    ) async throws -> [Lease]
     {
         var candidates = queues.filter { $0 != tried }
         if candidates.count > 1 {
@@ -285,7 +289,7 @@ public final class RedisQueueDriver: QueueDriver {
             candidates = zip(candidates, sizes).filter { $0.1.int.map { $0 > 0 } ?? true }.map(\.0)
         }
         for queue in candidates {
-            let call = claimCall(queue, completing: [], worker: worker, lease: lease, max: max)
+            let call = claimCall(queue, completing: [], worker: worker, lease: lease, max: max, limits: limits)
             do {
                 let reply = try await redis.evalScript(call.script, keys: call.keys, arguments: call.arguments, onRunID: runID)
                 let leases = try decodeLeases(reply, token: call.token, worker: worker)
@@ -359,15 +363,26 @@ public final class RedisQueueDriver: QueueDriver {
         var token = ""
     }
 
-    private func claimCall(_ queue: QueueName, completing: [Completion], worker: WorkerID, lease: Duration, max: Int) -> ScriptCall {
+    private func claimCall(_ queue: QueueName, completing: [Completion], worker: WorkerID, lease: Duration, max: Int, limits: [Limit])
+        -> ScriptCall
+    {
         let q = keys.queue(queue)
         let token = "\(worker.rawValue)/\(UInt64.random(in: 0...UInt64.max))"
         var arguments = [
             RESPArgument(lease.milliseconds), RESPArgument(worker.rawValue), RESPArgument(q.jobKeyPrefix), RESPArgument(token),
             RESPArgument(max), RESPArgument(configuration.completedTTL.milliseconds), RESPArgument(completing.count),
         ]
-        arguments.reserveCapacity(arguments.count + completing.count * 3 + Self.claimFieldArguments.count)
+        arguments.reserveCapacity(arguments.count + completing.count * 3 + 2 + Self.claimFieldArguments.count)
         Self.appendCompletions(completing, to: &arguments)
+        let applying = limits.filter { $0.applies(to: queue) }
+        arguments.append(RESPArgument(applying.count))
+        arguments.append(RESPArgument(redis.isCluster ? q.limitCounterPrefix : keys.limitCounterPrefix))
+        for l in applying {
+            arguments += [
+                RESPArgument(l.name), RESPArgument(l.type ?? ""), RESPArgument(l.key ?? ""), RESPArgument(l.rateLimit ?? 0),
+                RESPArgument(l.ratePerMs ?? 0), RESPArgument(l.concurrency ?? 0),
+            ]
+        }
         arguments += Self.claimFieldArguments
         return ScriptCall(script: Scripts.claim, keys: [q.pending, q.active, q.events, q.paused, q.wake, q.stats], arguments: arguments, token: token)
     }

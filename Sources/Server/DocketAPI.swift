@@ -50,7 +50,8 @@ public struct DocketAPI: Sendable {
         ("POST", "/queues/{queue}/resume"), ("GET", "/stats"), ("GET", "/stats/history"), ("GET", "/health"), ("GET", "/metrics"),
         ("GET", "/openapi.json"), ("POST", "/admin/recover"), ("GET", "/"),
         ("POST", "/schedules"), ("GET", "/schedules"), ("GET", "/schedules/{name}"), ("PATCH", "/schedules/{name}"),
-        ("DELETE", "/schedules/{name}"), ("GET", "/schedules/{name}/events"),
+        ("DELETE", "/schedules/{name}"), ("GET", "/schedules/{name}/events"), ("POST", "/limits"), ("GET", "/limits"),
+        ("DELETE", "/limits/{name}"),
     ]
 
     public func router() -> Router<DocketContext> {
@@ -94,6 +95,9 @@ public struct DocketAPI: Sendable {
         router.patch("/schedules/:name") { request, context in try await self.patchSchedule(request, context) }
         router.delete("/schedules/:name") { _, context in try await self.deleteSchedule(context) }
         get("/schedules/:name/events") { request, context in try await self.scheduleEvents(request, context) }
+        router.post("/limits") { request, context in try await self.createLimit(request, context) }
+        get("/limits") { _, _ in try await self.listLimits() }
+        router.delete("/limits/:name") { _, context in try await self.deleteLimit(context) }
         get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Dashboard.html)))
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DocketQueue
+import DocketServer
 import Foundation
 import Logging
 
@@ -66,6 +67,9 @@ extension Docket {
         @Option(help: "system: queues each phase spreads its jobs over (default 1; more spread them over a cluster's masters).")
         var queues = 1
 
+        @Option(name: .customLong("limit"), help: "system: a limit (a POST /limits body) created before the phases, to measure its cost; repeatable.")
+        var limits: [String] = []
+
         @Option(help: "system: HTTP load generator: auto (wrk when on PATH, else built-in), wrk or builtin.")
         var httpClient: HTTPClient = .auto
 
@@ -94,6 +98,9 @@ extension Docket {
             guard (1...100_000).contains(rate) else { throw ValidationError("--rate must be 1...100000 (jobs/s)") }
             guard (1...600).contains(rateSeconds) else { throw ValidationError("--rate-seconds must be 1...600") }
             guard (1...256).contains(queues) else { throw ValidationError("--queues must be 1...256") }
+            for text in limits {
+                do { _ = try DocketAPI.limit(json: text) } catch let error as APIError { throw ValidationError("--limit: \(error.message)") }
+            }
             guard (batch ?? 1000) * (payloadBytes + 64) <= 60 << 20 else {
                 throw ValidationError("--batch × --payload-bytes: a batch request would exceed docket serve's largest body (64 MiB)")
             }
@@ -132,7 +139,7 @@ extension Docket {
             let options = SystemBench.Options(
                 jobs: jobs ?? 50_000, workers: workers, concurrency: concurrency ?? 16, connections: connections, batch: batch ?? 1000,
                 batchConnections: batchConnections, rate: rate, rateSeconds: rateSeconds, payloadBytes: payloadBytes,
-                queues: queues, phases: try selectedPhases(), wrk: httpClient == .builtin ? nil : BenchChildren.onPath("wrk"), redis: given ?? "",
+                queues: queues, limits: try limits.map { try DocketAPI.limit(json: $0) }, phases: try selectedPhases(), wrk: httpClient == .builtin ? nil : BenchChildren.onPath("wrk"), redis: given ?? "",
                 managedRedis: given == nil,
                 // A prefix of its own, so a shared Redis keeps its data (and the run's keys are removed after).
                 prefix: global.prefix ?? "bench-\(UUID().uuidString.prefix(6).lowercased())")

@@ -44,6 +44,8 @@ struct SystemBench: Sendable {
         var payloadBytes: Int
         /// Queues per phase (`--queues`).
         var queues: Int
+        /// Limits in force during the run (`--limit`).
+        var limits: [Limit]
         var phases: [Phase]
         /// wrk's path, or nil for the built-in HTTP load generator.
         var wrk: String?
@@ -69,6 +71,7 @@ struct SystemBenchReport: Codable, Sendable {
     struct Config: Codable, Sendable {
         var jobs, workers, concurrency, connections, batch, batchConnections, rate, rateSeconds, payloadBytes: Int
         var queues: Int?
+        var limits: [String]?
         var phases: [String]
         var httpClient: String
         var redis: String
@@ -154,6 +157,7 @@ private final class Session {
 
     func run() async throws -> SystemBenchReport {
         let journal = try await startServe()
+        for limit in options.limits { _ = try await driver.addLimit(limit) }
         for phase in Phase.allCases where options.phases.contains(phase) {
             switch phase {
             case .enqueue, .enqueueBatch: try await enqueuePhase(phase, journal)
@@ -170,6 +174,7 @@ private final class Session {
         return .init(
             jobs: o.jobs, workers: o.workers, concurrency: o.concurrency, connections: o.connections, batch: o.batch,
             batchConnections: o.batchConnections, rate: o.rate, rateSeconds: o.rateSeconds, payloadBytes: o.payloadBytes, queues: o.queues,
+            limits: o.limits.isEmpty ? nil : o.limits.map(\.name),
             phases: o.phases.map(\.rawValue), httpClient: o.wrk == nil ? "builtin" : "wrk",
             redis: o.managedRedis ? "managed, loopback TCP" : redis.isCluster ? "external cluster" : "external", cores: ProcessInfo.processInfo.activeProcessorCount,
             date: ISO8601DateFormatter().string(from: Date()))

@@ -158,7 +158,8 @@ struct ClusterTests {
         // Two queues on different masters; FLUSHALL one master.
         let topology = try cluster.topology().filter { $0.isMaster }
         let names = (0..<64).map { QueueName(rawValue: "f\($0)")! }
-        func owner(_ q: QueueName) throws -> String { try cluster.owner(of: ClusterSlot.of(driver.keys.queue(q).pending.description)).id }
+        let keys = driver.keys
+        let owner = { (q: QueueName) throws -> String in try cluster.owner(of: ClusterSlot.of(keys.queue(q).pending.description)).id }
         let flushedQueue = try #require(try names.first { try owner($0) == topology[0].id })
         let healthyQueue = try #require(try names.first { try owner($0) != topology[0].id })
         try #require(cluster.server(port: topology[0].port)).cli("FLUSHALL")

@@ -100,8 +100,9 @@ struct LifecycleTests {
     @Test func claimsFromSeveralQueuesTakeTheFirstWithWorkAndComeBackToAQueueAheadThatFills() async throws {
         try await withTestQueue { t in
             let queues: [QueueName] = ["first", "second", "third"]
-            func claimOne() async throws -> QueueName? {
-                try await t.driver.claim(from: queues, worker: worker, lease: .seconds(30), wait: .zero)?.job.queue
+            let (driver, worker) = (t.driver, worker)
+            let claimOne = { () async throws -> QueueName? in
+                try await driver.claim(from: queues, worker: worker, lease: .seconds(30), wait: .zero)?.job.queue
             }
             _ = try await t.driver.enqueue((0..<4).map { _ in Job(type: "t", queue: "third") }, actor: nil)
             #expect(try await claimOne() == "third", "the first queue with work")

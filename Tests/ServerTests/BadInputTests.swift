@@ -163,6 +163,15 @@ struct BadInputTests {
         Case(.patch, "/schedules/n", #"{"paused":1}"#, "paused"),
         Case(.patch, "/schedules/n", #"{"cron":"* * * * *"}"#, "cron"),
         Case(.get, "/schedules/n/events?limit=0", nil, "limit"),
+        Case(.post, "/limits", #"{"concurrency":2}"#, "name"),
+        Case(.post, "/limits", #"{"name":"l"}"#, "rate"),
+        Case(.post, "/limits", #"{"name":"l","concurrency":0}"#, "concurrency"),
+        Case(.post, "/limits", #"{"name":"l","rate":{"limit":10}}"#, "rate.per"),
+        Case(.post, "/limits", #"{"name":"l","rate":{"limit":0,"per":"1s"}}"#, "rate.limit"),
+        Case(.post, "/limits", #"{"name":"l","rate":{"limit":5,"per":"2d"}}"#, "rate.per"),
+        Case(.post, "/limits", #"{"name":"l","concurrency":1,"key":"customer"}"#, "key"),
+        Case(.post, "/limits", #"{"name":"l","concurrency":1,"queue":"a b"}"#, "queue"),
+        Case(.post, "/limits", #"{"name":"l","concurrency":1,"scope":"all"}"#, "scope"),
     ]
 
     @Test func everyBadRequestIsRejectedAndChangesNothing() async throws {
@@ -187,6 +196,7 @@ struct BadInputTests {
             #expect(after.jobs == 0 && after.events == 0, "the journal holds no job and no event")
             #expect(try await api.call(.get, "/health").status == 200)
             #expect(try await api.t.driver.schedules().isEmpty, "no schedule was created")
+            #expect(try await api.t.driver.limits().isEmpty, "no limit was created")
         }
     }
 

@@ -79,6 +79,10 @@ struct OpenAPITests {
             record("GET /schedules/{name}/events", "ScheduleEventList", try await api.call(.get, "/schedules/nightly/events"), status: 200)
             record("409 schedule", "Error", try await api.call(.post, "/schedules", json: schedule), status: 409)
             #expect(try await api.call(.delete, "/schedules/often").status == 204)
+            record("POST /limits", "Limit", try await api.call(.post, "/limits", json: #"{"name":"per-customer","type":"sync","key":"/customer","rate":{"limit":10,"per":"1m"},"concurrency":2}"#), status: 201)
+            record("GET /limits", "LimitList", try await api.call(.get, "/limits"), status: 200)
+            #expect(try await api.call(.delete, "/limits/per-customer").status == 204)
+            #expect(try await api.call(.delete, "/limits/per-customer").status == 404)
             // Errors have one shape.
             record("400", "Error", try await api.call(.post, "/jobs", json: #"{"type":5}"#), status: 400)
             record("404", "Error", try await api.call(.get, "/jobs/\(JobID.make())"), status: 404)

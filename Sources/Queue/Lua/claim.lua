@@ -4,8 +4,12 @@
 -- KEYS[6] stats (HASH)
 -- ARGV[1] lease ms  ARGV[2] worker id  ARGV[3] job key prefix  ARGV[4] lease token prefix  ARGV[5] most jobs to lease
 -- ARGV[6] completed TTL ms  ARGV[7] n, the jobs to complete first, then n triples (id, lease token, result)
--- ARGV[8 + 3n..] the job fields to return (HMGET, in order, read before the claim changes the job, except that
--- attempts, seq and runAt are given as the claim leaves them); they must include type, attempts, seq and runAt.
+-- ARGV[8 + 3n] L, the limits that apply to this queue (usually 0), then the limits' counter key prefix, then L times
+-- 6 values: name, type ('' = any), payload JSON pointer ('' = none), rate (starts per window, 0 = none), window ms,
+-- concurrency (0 = none). A job a limit holds back goes back to pending with its place (not charged an attempt), and
+-- the claim takes the next one, looking at most at 10 × ARGV[5] + 100 jobs.
+-- ARGV[10 + 3n + 6L..] the job fields to return (HMGET, in order, read before the claim changes the job, except that
+-- attempts, seq and runAt are given as the claim leaves them); they must include type, payload, attempts, seq, runAt.
 -- Returns { completed (one 1/0 per job to complete, as complete.lua), leased, start ms, lease deadline ms } where
 -- leased lists the leased jobs (each the values of the fields; job i holds lease token ARGV[4]..':'..i). They are
 -- active, started now by worker ARGV[2] with the lease until the deadline: Redis' clock (TIME).
@@ -21,24 +25,43 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('DEL', KEYS[5])
   return { completed, {}, nowText, deadlineText }
 end
+local L = tonumber(ARGV[8 + 3 * n])
+local limits, counterPrefix = {}, ARGV[9 + 3 * n]
+for i = 0, L - 1 do
+  local a = 10 + 3 * n + 6 * i
+  limits[#limits + 1] = { ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]) }
+end
 local fields, at = {}, {}
-for i = 8 + 3 * n, #ARGV do
+for i = 10 + 3 * n + 6 * L, #ARGV do
   fields[#fields + 1] = ARGV[i]
   at[ARGV[i]] = #fields
 end
-local leased, active = {}, {}
+local leased, active, heldBack, looked = {}, {}, {}, 0
 while #leased < want do
+  if L > 0 and looked >= 10 * want + 100 then break end
   local popped = redis.call('ZPOPMIN', KEYS[1], want - #leased)
   if #popped == 0 then
+    -- Nothing (else) ready: a blocked claimer wakes for new work, or looks again after its longest block (jobs a limit
+    -- holds back become eligible as windows slide and slots free).
     redis.call('DEL', KEYS[5])
     break
   end
+  looked = looked + #popped / 2
   for p = 1, #popped, 2 do
     local id = popped[p]
     local jobKey = ARGV[3] .. id
     local v = redis.call('HMGET', jobKey, unpack(fields))
+    local charge = {}
+    if v[at.type] and L > 0 then
+      charge = limitsAllow(limits, counterPrefix, v[at.type], v[at.payload] or 'null', now)
+      if not charge then
+        heldBack[#heldBack + 1] = popped[p + 1]
+        heldBack[#heldBack + 1] = id
+      end
+    end
     -- A pending id whose hash is gone (purged by hand) is skipped.
-    if v[at.type] then
+    if v[at.type] and charge then
+      chargeLimits(charge, jobKey, now, ARGV[4] .. ':' .. (#leased + 1))
       local attempt = istr((tonumber(v[at.attempts]) or 0) + 1)
       local seq = istr((tonumber(v[at.seq]) or 0) + 1)
       local token = ARGV[4] .. ':' .. (#leased + 1)
@@ -54,4 +77,6 @@ while #leased < want do
   end
 end
 if #active > 0 then redis.call('ZADD', KEYS[2], unpack(active)) end
+-- Held back by a limit: back in their places (same scores), untouched.
+if #heldBack > 0 then redis.call('ZADD', KEYS[1], unpack(heldBack)) end
 return { completed, leased, nowText, deadlineText }

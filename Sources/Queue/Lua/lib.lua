@@ -70,6 +70,66 @@ local function holds(jobKey, token)
   return h[1] == 'active' and h[2] == token
 end
 
+-- The value a JSON pointer (`/a/b/0`, RFC 6901) names in a job's payload, as text; '' when absent or not JSON.
+local function pointerValue(payload, pointer)
+  local ok, value = pcall(cjson.decode, payload)
+  if not ok then return '' end
+  for token in string.gmatch(pointer, '/([^/]*)') do
+    token = string.gsub(string.gsub(token, '~1', '/'), '~0', '~')
+    if type(value) ~= 'table' then return '' end
+    local found = value[token]
+    if found == nil and tonumber(token) then found = value[tonumber(token) + 1] end
+    if found == nil then return '' end
+    value = found
+  end
+  if type(value) == 'table' then return cjson.encode(value) end
+  if value == cjson.null then return 'null' end
+  return tostring(value)
+end
+
+-- Limits (claim.lua): `limits` holds, per limit, { name, type ('' = any), pointer ('' = none), rate, per ms,
+-- concurrency } (0 = no such bound). Returns the counter keys to charge, or nil when a limit holds the job back.
+-- Concurrency counts jobs still active (a ZSET of job keys, pruned of jobs that stopped being active, so a slot comes
+-- back when its job completes, fails, is released or is reaped after its worker died).
+local function limitsAllow(limits, counterPrefix, jobType, payload, now)
+  local charge = {}
+  for _, l in ipairs(limits) do
+    if l[2] == '' or l[2] == jobType then
+      local base = counterPrefix .. l[1] .. ':' .. (l[3] ~= '' and pointerValue(payload, l[3]) or '')
+      if l[4] > 0 then
+        local key = base .. ':rate'
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', istr(now - l[5]))
+        if redis.call('ZCARD', key) >= l[4] then return nil end
+        charge[#charge + 1] = { key, l[5] }
+      end
+      if l[6] > 0 then
+        local key = base .. ':active'
+        if redis.call('ZCARD', key) >= l[6] then
+          for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+            if redis.call('HGET', member, 'state') ~= 'active' then redis.call('ZREM', key, member) end
+          end
+          if redis.call('ZCARD', key) >= l[6] then return nil end
+        end
+        charge[#charge + 1] = { key, 0 }
+      end
+    end
+  end
+  return charge
+end
+
+-- Charges the counters `limitsAllow` returned for a job that starts now.
+local function chargeLimits(charge, jobKey, now, token)
+  for _, c in ipairs(charge) do
+    if c[2] > 0 then
+      redis.call('ZADD', c[1], now, jobKey .. '/' .. token)
+      redis.call('PEXPIRE', c[1], c[2])
+    else
+      redis.call('ZADD', c[1], now, jobKey)
+      redis.call('PEXPIRE', c[1], 86400000)
+    end
+  end
+end
+
 -- A run ended (complete or fail) but its lease was gone: reaped, cancelled, or lost with a Redis that failed over or
 -- was rebuilt. Its outcome is dropped; the job's history says so (`lease_lost`, in its current state) so a second
 -- run is explained. Nothing is written when the job is gone or this lease already ended it (a retried call: a

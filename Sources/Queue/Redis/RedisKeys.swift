@@ -21,6 +21,10 @@ public struct RedisKeys: Sendable, Hashable {
     public func marker(tag: String) -> RedisKey { RedisKey("\(prefix):marker:{\(tag)}") }
     /// ZSET journal id → last heartbeat ms (journals that hold back stream trimming).
     public var journals: RedisKey { RedisKey("\(prefix):journals") }
+    /// HASH limit name → its definition (JSON, `Limit`).
+    public var limits: RedisKey { RedisKey("\(prefix):limits") }
+    /// Passed to claim.lua: where a limit's counters live (one Redis: shared by every queue).
+    public var limitCounterPrefix: String { "\(prefix):limit:" }
     /// HASH schedule name → its definition (JSON, `Schedule`).
     public var schedules: RedisKey { RedisKey("\(prefix):schedules") }
     /// HASH schedule name → the last tick fired (ms).
@@ -60,6 +64,9 @@ public struct RedisKeys: Sendable, Hashable {
         public var idempotencyPrefix: String { "\(tag):idem:" }
         /// HASH of one job.
         public func job(_ id: JobID) -> RedisKey { RedisKey(jobKeyPrefix + id.rawValue) }
+        /// Passed to claim.lua in a Redis Cluster: a limit's counters for this queue (scripts reach one slot only, so in a
+        /// cluster each queue counts its own starts).
+        public var limitCounterPrefix: String { "\(tag):limit:" }
         /// Passed to Lua (ARGV) where a script derives job keys from ids it pops.
         public var jobKeyPrefix: String { "\(tag):job:" }
     }
