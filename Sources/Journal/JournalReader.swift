@@ -307,3 +307,14 @@ extension JournalReader {
         }
     }
 }
+
+extension JournalReader {
+    /// Every limit this journal knows that is not deleted (recovery sets them back).
+    public func limits() async throws -> [Limit] {
+        try await database.read { db in
+            try String.fetchAll(db, sql: "SELECT definition FROM limitRule WHERE deletedAt IS NULL ORDER BY name").compactMap {
+                try? JSONDecoder().decode(Limit.self, from: Data($0.utf8))
+            }
+        }
+    }
+}

@@ -6,6 +6,7 @@ enum JournalSchema {
         ("0001_init", PackageResources._001_init_sql),
         ("0002_recovery", PackageResources._002_recovery_sql),
         ("0003_schedules", PackageResources._003_schedules_sql),
+        ("0004_limits", PackageResources._004_limits_sql),
     ]
 
     static var migrator: DatabaseMigrator {

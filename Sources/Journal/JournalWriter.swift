@@ -22,6 +22,8 @@ public enum JournalWrite: Sendable {
     case schedule(Schedule?, name: String, event: ScheduleEvent)
     /// Something that happened to a schedule (fired, skipped).
     case scheduleEvent(ScheduleEvent)
+    /// A limit's definition as seen in Redis (nil: deleted at `at`).
+    case limit(Limit?, name: String, at: Date)
 }
 
 /// One line of a schedule's history (`GET /schedules/{name}/events`).
@@ -183,6 +185,16 @@ public actor JournalWriter: Service {
                 try db.execute(sql: "UPDATE schedule SET deletedAt = ? WHERE name = ?", arguments: [event.at.millis, name])
             }
             try insert(event, db)
+        case .limit(let limit, let name, let at):
+            if let limit {
+                let definition = String(decoding: try JSONEncoder().encode(limit), as: UTF8.self)
+                try db.execute(sql: """
+                    INSERT INTO limitRule (name, definition, createdAt, deletedAt) VALUES (?, ?, ?, NULL)
+                    ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, createdAt = excluded.createdAt, deletedAt = NULL
+                    """, arguments: [name, definition, limit.createdAt.millis])
+            } else {
+                try db.execute(sql: "UPDATE limitRule SET deletedAt = ? WHERE name = ?", arguments: [at.millis, name])
+            }
         case .scheduleEvent(let event):
             try insert(event, db)
             if event.event == "fired", let tick = event.tick {
@@ -374,7 +386,7 @@ extension JournalWrite {
         case .events(let events, _): return events.count
         case .define(let jobs): return jobs.count
         case .clearSpooled(let ids): return ids.count
-        case .discard, .cursor, .schedule, .scheduleEvent: return 1
+        case .discard, .cursor, .schedule, .scheduleEvent, .limit: return 1
         }
     }
 }

@@ -41,6 +41,8 @@ public struct Recovery: Sendable {
         public var undefined = 0
         /// Schedules Redis lacked, set back from the journal (with their last fired tick).
         public var schedules = 0
+        /// Limits Redis lacked, set back from the journal.
+        public var limits = 0
     }
 
     /// Live states whose jobs Redis must hold.
@@ -67,6 +69,12 @@ public struct Recovery: Sendable {
             if !known.contains(schedule.name) { _ = try await driver.addSchedule(schedule) }
             // Never moves a tick back (schedule_tick.lua), so it is safe for schedules Redis kept too.
             if let lastTick { try await driver.setLastTick(schedule.name, lastTick) }
+        }
+        // 4. Limits Redis lost.
+        let knownLimits = Set(try await driver.limits().map(\.name))
+        for limit in try await journal.reader.limits() where !knownLimits.contains(limit.name) {
+            report.limits += 1
+            if !dryRun { _ = try await driver.addLimit(limit) }
         }
         report.undefined = try await journal.database.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE defined = 0 AND state IN ('pending','scheduled','retrying','active','dead')") ?? 0

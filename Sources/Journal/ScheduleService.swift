@@ -15,6 +15,7 @@ public final class ScheduleService: Service, Sendable {
     let logger: Logger
     /// Definitions as last journaled, by name (loaded from the journal on the first pass).
     private let known = Mutex<[String: Schedule]?>(nil)
+    private let knownLimits = Mutex<[String: Limit]?>(nil)
 
     public init(queue: JournaledQueue, interval: Duration = .milliseconds(500), logger: Logger) {
         self.queue = queue
@@ -37,6 +38,7 @@ public final class ScheduleService: Service, Sendable {
         let driver = queue.driver
         let schedules = try await driver.schedules()
         try await journalChanges(schedules, now: now)
+        try await journalLimits(try await driver.limits(), now: now)
         var events = [ScheduleEvent]()
         let lastTicks = try await driver.lastTicks()
         for schedule in schedules where !schedule.paused {
@@ -63,6 +65,32 @@ public final class ScheduleService: Service, Sendable {
         }
         if !events.isEmpty { try await queue.journal.writer.write(events.map { .scheduleEvent($0) }) }
         return events
+    }
+
+    /// Journals limit definitions that changed since the last pass (deletions only while Redis holds its data, as
+    /// for schedules).
+    private func journalLimits(_ limits: [Limit], now: Date) async throws {
+        var known: [String: Limit]
+        if let cached = knownLimits.withLock({ $0 }) {
+            known = cached
+        } else {
+            known = Dictionary(try await queue.journal.reader.limits().map { ($0.name, $0) }) { a, _ in a }
+        }
+        var writes = [JournalWrite]()
+        for limit in limits where known[limit.name] != limit {
+            writes.append(.limit(limit, name: limit.name, at: now))
+            known[limit.name] = limit
+        }
+        let current = Set(limits.map(\.name))
+        let gone = known.keys.filter { !current.contains($0) }
+        if !gone.isEmpty, try await queue.driver.markerState().holds {
+            for name in gone {
+                writes.append(.limit(nil, name: name, at: now))
+                known[name] = nil
+            }
+        }
+        if !writes.isEmpty { try await queue.journal.writer.write(writes) }
+        knownLimits.withLock { $0 = known }
     }
 
     /// Journals definitions that changed since the last pass. A schedule missing from Redis counts as deleted only

@@ -23,7 +23,7 @@ struct JournalTests {
         let tables = try await second.database.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'grdb%' AND name NOT LIKE 'sqlite%' ORDER BY name")
         }
-        #expect(tables == ["job", "journalConflict", "journalEvent", "journalInfo", "schedule", "scheduleEvent", "streamCursor"])
+        #expect(tables == ["job", "journalConflict", "journalEvent", "journalInfo", "limitRule", "schedule", "scheduleEvent", "streamCursor"])
         let mode = try await second.database.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
         // The embedded list is exactly the files of migrations/.

@@ -106,7 +106,7 @@ struct ScheduleTests {
         }
     }
 
-    @Test func recoveryPutsLostSchedulesBackWithTheirLastTick() async throws {
+    @Test func recoveryPutsLostSchedulesAndLimitsBack() async throws {
         let server = try RedisServer.start()
         defer { server.remove() }
         try await withTestQueue(server: server) { t in
@@ -126,6 +126,12 @@ struct ScheduleTests {
                 #expect(report.schedules == 1)
                 #expect(try await t.driver.schedule("r")?.timezone == "Europe/Berlin")
                 #expect(try await t.driver.lastTicks()["r"] == last, "it neither fires again what it fired nor forgets where it was")
+                // Limits too: journaled as seen, set back after a loss.
+                _ = try await t.driver.addLimit(Limit(name: "l", type: "report.build", concurrency: 2))
+                try await service.pass(now: start.addingTimeInterval(603))
+                _ = try await t.redis.send("FLUSHALL")
+                #expect(try await Recovery(journal: j, driver: t.driver, logger: TestQueue.logger).run(dryRun: false).limits == 1)
+                #expect(try await t.driver.limits().map(\.concurrency) == [2])
             }
         }
     }
