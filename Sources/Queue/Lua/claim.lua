@@ -7,7 +7,8 @@
 -- ARGV[8 + 3n] L, the limits that apply to this queue (usually 0), then the limits' counter key prefix, then L times
 -- 6 values: name, type ('' = any), payload JSON pointer ('' = none), rate (starts per window, 0 = none), window ms,
 -- concurrency (0 = none). A job a limit holds back goes back to pending with its place (not charged an attempt), and
--- the claim takes the next one, looking at most at 10 × ARGV[5] + 100 jobs.
+-- the claim takes the next one, looking at most at 2 × ARGV[5] + 32 jobs; a limit on every job of the queue (no type,
+-- no key) that holds one back ends the claim at once.
 -- ARGV[10 + 3n + 6L..] the job fields to return (HMGET, in order, read before the claim changes the job, except that
 -- attempts, seq and runAt are given as the claim leaves them); they must include type, payload, attempts, seq, runAt.
 -- Returns { completed (one 1/0 per job to complete, as complete.lua), leased, start ms, lease deadline ms } where
@@ -36,9 +37,9 @@ for i = 10 + 3 * n + 6 * L, #ARGV do
   fields[#fields + 1] = ARGV[i]
   at[ARGV[i]] = #fields
 end
-local leased, active, heldBack, looked = {}, {}, {}, 0
-while #leased < want do
-  if L > 0 and looked >= 10 * want + 100 then break end
+local leased, active, heldBack, looked, full = {}, {}, {}, 0, false
+while #leased < want and not full do
+  if L > 0 and looked >= 2 * want + 32 then break end
   local popped = redis.call('ZPOPMIN', KEYS[1], want - #leased)
   if #popped == 0 then
     -- Nothing (else) ready: a blocked claimer wakes for new work, or looks again after its longest block (jobs a limit
@@ -51,13 +52,17 @@ while #leased < want do
     local id = popped[p]
     local jobKey = ARGV[3] .. id
     local v = redis.call('HMGET', jobKey, unpack(fields))
-    local charge = {}
-    if v[at.type] and L > 0 then
-      charge = limitsAllow(limits, counterPrefix, v[at.type], v[at.payload] or 'null', now)
-      if not charge then
-        heldBack[#heldBack + 1] = popped[p + 1]
-        heldBack[#heldBack + 1] = id
-      end
+    local charge, blocking = {}, nil
+    if full then
+      charge = nil
+    elseif v[at.type] and L > 0 then
+      charge, blocking = limitsAllow(limits, counterPrefix, v[at.type], v[at.payload] or 'null', now)
+      -- A limit on every job of the queue is full: no later job can start either.
+      if blocking and blocking[2] == '' and blocking[3] == '' then full = true end
+    end
+    if v[at.type] and not charge then
+      heldBack[#heldBack + 1] = popped[p + 1]
+      heldBack[#heldBack + 1] = id
     end
     -- A pending id whose hash is gone (purged by hand) is skipped.
     if v[at.type] and charge then
@@ -77,6 +82,10 @@ while #leased < want do
   end
 end
 if #active > 0 then redis.call('ZADD', KEYS[2], unpack(active)) end
--- Held back by a limit: back in their places (same scores), untouched.
-if #heldBack > 0 then redis.call('ZADD', KEYS[1], unpack(heldBack)) end
+-- Held back by a limit: back in their places (same scores), untouched. When nothing could start, idle claimers block
+-- (until new work, or their longest block) instead of spinning on jobs that wait for a window or a slot.
+if #heldBack > 0 then
+  redis.call('ZADD', KEYS[1], unpack(heldBack))
+  if #leased == 0 then redis.call('DEL', KEYS[5]) end
+end
 return { completed, leased, nowText, deadlineText }

@@ -88,7 +88,7 @@ local function pointerValue(payload, pointer)
 end
 
 -- Limits (claim.lua): `limits` holds, per limit, { name, type ('' = any), pointer ('' = none), rate, per ms,
--- concurrency } (0 = no such bound). Returns the counter keys to charge, or nil when a limit holds the job back.
+-- concurrency } (0 = no such bound). Returns the counter keys to charge, or nil and the limit that holds the job back.
 -- Concurrency counts jobs still active (a ZSET of job keys, pruned of jobs that stopped being active, so a slot comes
 -- back when its job completes, fails, is released or is reaped after its worker died).
 local function limitsAllow(limits, counterPrefix, jobType, payload, now)
@@ -99,7 +99,7 @@ local function limitsAllow(limits, counterPrefix, jobType, payload, now)
       if l[4] > 0 then
         local key = base .. ':rate'
         redis.call('ZREMRANGEBYSCORE', key, '-inf', istr(now - l[5]))
-        if redis.call('ZCARD', key) >= l[4] then return nil end
+        if redis.call('ZCARD', key) >= l[4] then return nil, l end
         charge[#charge + 1] = { key, l[5] }
       end
       if l[6] > 0 then
@@ -108,7 +108,7 @@ local function limitsAllow(limits, counterPrefix, jobType, payload, now)
           for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
             if redis.call('HGET', member, 'state') ~= 'active' then redis.call('ZREM', key, member) end
           end
-          if redis.call('ZCARD', key) >= l[6] then return nil end
+          if redis.call('ZCARD', key) >= l[6] then return nil, l end
         end
         charge[#charge + 1] = { key, 0 }
       end
