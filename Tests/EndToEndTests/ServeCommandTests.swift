@@ -80,4 +80,51 @@ struct ServeCommandTests {
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("journal.sqlite").path))
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("redis/appendonlydir").path), "AOF is on")
     }
+    @Test func schedulesFromAFileFireThroughServeAndTheCLIManagesSchedulesAndLimits() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-sched-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("schedules.json")
+        try #"[{"name":"heartbeat","every":"1s","job":{"type":"docket.noop","queue":"ticks"},"catchUp":"none"}]"#.write(to: file, atomically: true, encoding: .utf8)
+        let serve = try DocketBinary.spawn(["serve", "--data-dir", dir.appendingPathComponent("data").path, "--port", "0", "--workers", "2",
+                                            "--queues", "ticks", "--schedules", file.path])
+        defer { serve.cleanup() }
+        var base = ""
+        try await eventually("the server to listen") {
+            if let line = serve.stdout.split(separator: "\n").first(where: { $0.contains("listening on") }) {
+                base = String(line.split(separator: " ").last ?? "")
+                return true
+            }
+            #expect(serve.isRunning, "serve exited: \(serve.stderr)")
+            return !serve.isRunning
+        }
+        func cli(_ args: [String]) async throws -> (Int32?, String, String) {
+            let p = try DocketBinary.spawn(args + ["--server", base])
+            defer { p.cleanup() }
+            let status = try await p.wait()
+            return (status, p.stdout, p.stderr)
+        }
+        let list = try await cli(["schedule", "list"])
+        #expect(list.0 == 0 && list.1.contains("heartbeat") && list.1.contains("every 1s"), "\(list)")
+        // The schedule fires through the journal and the embedded workers run its jobs.
+        try await eventually(timeout: .seconds(30), "a tick's job to complete") {
+            let (_, page) = try await curl(["\(base)/jobs?queue=ticks&state=completed"])
+            return page.contains(#""type":"docket.noop""#)
+        }
+        let events = try await cli(["schedule", "events", "heartbeat"])
+        #expect(events.0 == 0 && events.1.contains("fired") && events.1.contains("created"), "\(events)")
+        #expect(try await cli(["schedule", "pause", "heartbeat"]).1.contains("yes"))
+        let limit = try await cli(["limit", "add", "noop-two", "--type", "docket.noop", "--concurrency", "2", "--rate", "100/1s"])
+        #expect(limit.0 == 0 && limit.1.contains("noop-two") && limit.1.contains("100/1s"), "\(limit)")
+        let limits = try await cli(["limit", "list", "--json"])
+        #expect(limits.0 == 0 && limits.1.contains(#""concurrency":2"#))
+        let bad = try await cli(["limit", "add", "x", "--rate", "fast"])
+        #expect(bad.0 != 0 && bad.2.contains("--rate"))
+        #expect(try await cli(["limit", "rm", "noop-two"]).0 == 0)
+        #expect(try await cli(["schedule", "rm", "heartbeat"]).0 == 0)
+        let gone = try await cli(["schedule", "show", "heartbeat"])
+        #expect(gone.0 != 0 && gone.2.contains("404"))
+        serve.signal(SIGTERM)
+        #expect(try await serve.wait(timeout: .seconds(30)) == 0, "clean exit: \(serve.stderr.suffix(2000))")
+    }
 }

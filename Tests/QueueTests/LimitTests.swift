@@ -22,11 +22,16 @@ struct LimitTests {
             let first = try await claim(t)
             #expect(first.map(\.job.payload) == ["0", "1", "null"], "two reports, and the job no limit matches: \(first.map(\.job.payload))")
             #expect(try await claim(t).isEmpty, "both slots taken")
+            #expect(try await claim(t).isEmpty)
             let held = try #require(try await t.driver.job(jobs[2].id))
             #expect(held.state == .pending && held.attempts == 0, "held back: pending, not charged an attempt")
+            let history = try await t.driver.events(of: .default, count: 1000).filter { $0.jobID == jobs[2].id }
+            #expect(history.map(\.event) == ["enqueued", "held"], "held once, however many claims passed it: \(history.map(\.event))")
+            #expect(history.last?.fields["detail"] == "two-reports" && history.map(\.seq) == [1, 2])
             try await t.driver.complete(first[0], result: nil)
             let next = try await claim(t)
             #expect(next.map(\.job.payload) == ["2"], "a slot came back: the next in FIFO order")
+            #expect(try await t.driver.events(of: .default, count: 1000).filter { $0.jobID == jobs[2].id }.map(\.event) == ["enqueued", "held", "started"])
             // A killed worker's slot returns with its lease.
             _ = try await t.driver.renew(first[1], for: .milliseconds(1))
             try await eventually("the expired lease to be reaped") { try await t.driver.runScheduler(now: Date()).reaped > 0 }

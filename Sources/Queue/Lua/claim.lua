@@ -54,15 +54,21 @@ while #leased < want and not full do
     local v = redis.call('HMGET', jobKey, unpack(fields))
     local charge, blocking = {}, nil
     if full then
-      charge = nil
+      charge, blocking = nil, full
     elseif v[at.type] and L > 0 then
       charge, blocking = limitsAllow(limits, counterPrefix, v[at.type], v[at.payload] or 'null', now)
       -- A limit on every job of the queue is full: no later job can start either.
-      if blocking and blocking[2] == '' and blocking[3] == '' then full = true end
+      if blocking and blocking[2] == '' and blocking[3] == '' then full = blocking end
     end
     if v[at.type] and not charge then
       heldBack[#heldBack + 1] = popped[p + 1]
       heldBack[#heldBack + 1] = id
+      -- The first time a limit holds a job back, its history says so (`held`, detail = the limit): "why did it not run?"
+      if redis.call('HGET', jobKey, 'heldBy') ~= blocking[1] then
+        local seq = istr((tonumber(v[at.seq]) or 0) + 1)
+        redis.call('HSET', jobKey, 'heldBy', blocking[1], 'seq', seq)
+        appendEvent(KEYS[3], id, seq, 'held', 'pending', v[at.attempts] or '0', nowText, { 'detail', blocking[1] })
+      end
     end
     -- A pending id whose hash is gone (purged by hand) is skipped.
     if v[at.type] and charge then
@@ -73,6 +79,7 @@ while #leased < want and not full do
       redis.call('HSET', jobKey, 'state', 'active', 'attempts', attempt, 'seq', seq, 'startedAt', nowText,
         'updatedAt', nowText, 'worker', ARGV[2], 'lease', token, 'leaseUntil', deadlineText)
       if v[at.runAt] then redis.call('HDEL', jobKey, 'runAt') end
+      if L > 0 then redis.call('HDEL', jobKey, 'heldBy') end
       appendEvent(KEYS[3], id, seq, 'started', 'active', attempt, nowText, { 'worker', ARGV[2] })
       v[at.attempts], v[at.seq], v[at.runAt] = attempt, seq, false
       leased[#leased + 1] = v

@@ -88,7 +88,8 @@ local function pointerValue(payload, pointer)
 end
 
 -- Limits (claim.lua): `limits` holds, per limit, { name, type ('' = any), pointer ('' = none), rate, per ms,
--- concurrency } (0 = no such bound). Returns the counter keys to charge, or nil and the limit that holds the job back.
+-- concurrency } (0 = no such bound). Returns the counter keys to charge, or nil and the limit that holds the job back
+-- (its fields, name first).
 -- Concurrency counts jobs still active (a ZSET of job keys, pruned of jobs that stopped being active, so a slot comes
 -- back when its job completes, fails, is released or is reaped after its worker died).
 local function limitsAllow(limits, counterPrefix, jobType, payload, now)
