@@ -19,6 +19,13 @@ extension RedisQueueDriver {
         return added
     }
 
+    /// Creates or replaces a limit.
+    public func putLimit(_ limit: Limit) async throws {
+        let text = String(decoding: try JSONEncoder().encode(limit), as: UTF8.self)
+        _ = try await redis.send(RedisCommand("HSET", [RESPArgument(keys.limits), RESPArgument(limit.name), RESPArgument(text)]))
+        limitCache.withLock { $0 = nil }
+    }
+
     /// Deletes a limit; false if there was none. Its counters expire on their own.
     public func deleteLimit(_ name: String) async throws -> Bool {
         let deleted = try await redis.send(RedisCommand("HDEL", [RESPArgument(keys.limits), RESPArgument(name)])).int == 1

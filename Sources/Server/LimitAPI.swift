@@ -60,6 +60,41 @@ extension DocketAPI {
         return try limit(from: value)
     }
 
+    /// The limits of a `--limits` file: a JSON array of `POST /limits` bodies. Errors name the item.
+    public static func limits(file text: String) throws -> [Limit] {
+        let value: JSONValue
+        do { value = try JSONValue.parse(Array(text.utf8)) } catch { throw APIError.invalid("file", "not JSON: \(error)") }
+        guard case .array(let items) = value else { throw APIError.invalid("file", "must be a JSON array of limits") }
+        var seen = Set<String>()
+        return try items.enumerated().map { i, item in
+            do {
+                let limit = try Self.limit(from: item)
+                guard seen.insert(limit.name).inserted else { throw APIError.invalid("name", "\(limit.name) appears twice") }
+                return limit
+            } catch let error as APIError {
+                throw APIError.invalid("[\(i)].\(error.field ?? "")", error.message)
+            }
+        }
+    }
+
+    /// Applies a `--limits` file at start: limits it names are created, or replaced when they differ; others stay.
+    public static func apply(_ limits: [Limit], to driver: RedisQueueDriver) async throws -> (created: Int, updated: Int) {
+        let existing = Dictionary(try await driver.limits().map { ($0.name, $0) }) { a, _ in a }
+        var created = 0, updated = 0
+        for limit in limits {
+            guard let old = existing[limit.name] else {
+                if try await driver.addLimit(limit) { created += 1 }
+                continue
+            }
+            var same = limit
+            same.createdAt = old.createdAt
+            guard same != old else { continue }
+            try await driver.putLimit(same)
+            updated += 1
+        }
+        return (created, updated)
+    }
+
     static func render(_ limit: Limit) -> String {
         var o = JSONObject()
         o.add("name", limit.name)

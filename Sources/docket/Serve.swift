@@ -62,6 +62,8 @@ extension Docket {
         var shutdownGrace: String?
         @Option(help: "JSON file of schedules (a list of POST /schedules bodies) created or updated at start (env DOCKET_SCHEDULES).")
         var schedules: String?
+        @Option(help: "JSON file of limits (a list of POST /limits bodies) created or updated at start (env DOCKET_LIMITS).")
+        var limits: String?
 
         func run() async throws {
             let logger = try global.logger("docket.serve")
@@ -99,13 +101,14 @@ extension Docket {
             pool.lease = try duration(lease, "DOCKET_LEASE", default: .seconds(30), name: "lease", min: .milliseconds(100))
             pool.shutdownGrace = try duration(shutdownGrace, "DOCKET_SHUTDOWN_GRACE", default: .seconds(10), name: "shutdown-grace", min: .zero)
             let registry = try handlerRegistry(handlers)
-            var fileSchedules = [Schedule]()
-            if let path = schedules ?? env("DOCKET_SCHEDULES") {
-                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("--schedules: cannot read \(path)") }
-                do { fileSchedules = try DocketAPI.schedules(file: text) } catch let error as APIError {
-                    throw CLIError("--schedules \(path): \(error.message)")
-                }
+            /// A `--limits` / `--schedules` file, parsed (and so validated) before anything starts.
+            func definitions<T>(_ path: String?, _ flag: String, _ parse: (String) throws -> [T]) throws -> [T] {
+                guard let path else { return [] }
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("--\(flag): cannot read \(path)") }
+                do { return try parse(text) } catch let error as APIError { throw CLIError("--\(flag) \(path): \(error.message)") }
             }
+            let fileLimits = try definitions(limits ?? env("DOCKET_LIMITS"), "limits") { try DocketAPI.limits(file: $0) }
+            let fileSchedules = try definitions(schedules ?? env("DOCKET_SCHEDULES"), "schedules") { try DocketAPI.schedules(file: $0) }
             let dataDir = URL(fileURLWithPath: dataDir ?? env("DOCKET_DATA_DIR") ?? ".docket", isDirectory: true)
             let journalPath = journal ?? env("DOCKET_JOURNAL") ?? dataDir.appendingPathComponent("journal.sqlite").path
             try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -146,14 +149,18 @@ extension Docket {
             do { try await recovery.check() } catch {
                 logger.warning("Recovery check at start failed; retrying in the background", metadata: ["error": "\(error)"])
             }
-            if !fileSchedules.isEmpty {
+            /// Applies a file's definitions to Redis (after the recovery check, so a rebuilt Redis gets them too).
+            func apply(_ count: Int, _ flag: String, _ body: () async throws -> (created: Int, updated: Int)) async throws {
+                guard count > 0 else { return }
                 do {
-                    let applied = try await DocketAPI.apply(fileSchedules, to: driver)
-                    logger.info("Schedules file applied", metadata: ["schedules.created": "\(applied.created)", "schedules.updated": "\(applied.updated)"])
+                    let applied = try await body()
+                    logger.info("\(flag) file applied", metadata: ["\(flag).created": "\(applied.created)", "\(flag).updated": "\(applied.updated)"])
                 } catch {
-                    throw CLIError("--schedules: cannot apply to Redis at \(url): \(error)")
+                    throw CLIError("--\(flag): cannot apply to Redis at \(url): \(error)")
                 }
             }
+            try await apply(fileLimits.count, "limits") { try await DocketAPI.apply(fileLimits, to: driver) }
+            try await apply(fileSchedules.count, "schedules") { try await DocketAPI.apply(fileSchedules, to: driver) }
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: redis),
                 .init(service: journal.writer),

@@ -48,6 +48,11 @@ struct ScheduleAPITests {
             #expect(try await DocketAPI.apply(changed, to: t.driver) == (0, 1))
             let after = try #require(try await t.driver.schedule("a"))
             #expect(after.everyMs == 7_200_000 && after.createdAt == before.createdAt, "replaced, keeping its anchor")
+            let limits = try DocketAPI.limits(file: #"[{"name":"l","concurrency":2},{"name":"m","rate":{"limit":5,"per":"1m"}}]"#)
+            #expect(try await DocketAPI.apply(limits, to: t.driver) == (2, 0))
+            #expect(try await DocketAPI.apply(try DocketAPI.limits(file: #"[{"name":"l","concurrency":3}]"#), to: t.driver) == (0, 1))
+            #expect(try await t.driver.limits().first { $0.name == "l" }?.concurrency == 3)
+            #expect(throws: APIError.self) { try DocketAPI.limits(file: #"[{"name":"l"}]"#) }
             for (bad, field) in [(#"{"name":"a"}"#, "file"), (#"[{"name":"a","every":"1h","job":{"type":"t"}},{"name":"a","every":"2h","job":{"type":"t"}}]"#, "[1].name"),
                                  (#"[{"name":"a","cron":"nope","job":{"type":"t"}}]"#, "[0].cron")] {
                 do {
