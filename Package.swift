@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The journal schema, embedded into DocketJournal (a shipped file is never edited).
-let migrations = ["0001_init", "0002_recovery", "0003_schedules", "0004_limits"]
+let migrations = ["0001_init", "0002_recovery", "0003_schedules", "0004_limits", "0005_unique"]
 
 /// Every Lua transition, embedded into the binary (one file each; `Scripts.swift` is the registry).
 let luaScripts = [

@@ -71,6 +71,7 @@ public struct JournalEvent: Sendable, Hashable {
             job.state = e.state
             job.updatedAt = e.at
             job.seq = e.seq
+            if let key = f["uniqueKey"] { job.unique = UniqueKey(key: key, while: f["uniqueWhile"].flatMap(UniqueKey.While.init(rawValue:)) ?? .untilComplete) }
             self.job = job
         }
     }

@@ -242,7 +242,7 @@ public struct JournalReader: Sendable {
     static func columns(_ alias: String = "") -> String {
         ["id", "type", "queue", "payload", "priority", "maxAttempts", "timeoutMs", "backoffBaseMs", "backoffMaxMs", "runAt",
          "idempotencyKey", "state", "attempts", "createdAt", "updatedAt", "startedAt", "finishedAt", "lastError", "result",
-         "progress", "lastSeq"].map { alias.isEmpty ? $0 : "\(alias).\($0)" }.joined(separator: ", ")
+         "progress", "lastSeq", "uniqueKey", "uniqueWhile"].map { alias.isEmpty ? $0 : "\(alias).\($0)" }.joined(separator: ", ")
     }
     static let jobColumns = columns()
 
@@ -266,6 +266,7 @@ public struct JournalReader: Sendable {
         job.result = row[18]
         job.progress = row[19]
         job.seq = row[20]
+        if let key = row[21] as String? { job.unique = UniqueKey(key: key, while: (row[22] as String?).flatMap(UniqueKey.While.init(rawValue:)) ?? .untilComplete) }
         return job
     }
 

@@ -7,6 +7,7 @@ enum JournalSchema {
         ("0002_recovery", PackageResources._002_recovery_sql),
         ("0003_schedules", PackageResources._003_schedules_sql),
         ("0004_limits", PackageResources._004_limits_sql),
+        ("0005_unique", PackageResources._005_unique_sql),
     ]
 
     static var migrator: DatabaseMigrator {

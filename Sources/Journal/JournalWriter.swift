@@ -213,17 +213,18 @@ public actor JournalWriter: Service {
     static func define(_ job: Job, _ db: Database) throws {
         try db.cachedStatement(sql: """
             INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, runAt,
-              idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, defined)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1)
+              idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, defined, uniqueKey, uniqueWhile)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?)
             ON CONFLICT(id) DO UPDATE SET type = excluded.type, payload = excluded.payload, priority = excluded.priority,
               maxAttempts = excluded.maxAttempts, timeoutMs = excluded.timeoutMs, backoffBaseMs = excluded.backoffBaseMs,
               backoffMaxMs = excluded.backoffMaxMs, idempotencyKey = excluded.idempotencyKey, createdAt = excluded.createdAt,
-              defined = 1
+              uniqueKey = excluded.uniqueKey, uniqueWhile = excluded.uniqueWhile, defined = 1
             WHERE defined = 0
             """).execute(arguments: [
                 job.id.rawValue, job.type.rawValue, job.queue.rawValue, job.payload, job.priority.rawValue, job.maxAttempts,
                 job.timeout.milliseconds, job.backoff.base.milliseconds, job.backoff.max.milliseconds, job.runAt?.millis,
                 job.idempotencyKey, job.state.rawValue, job.attempts, job.createdAt.millis, job.updatedAt.millis,
+                job.unique?.key, job.unique?.while.rawValue,
             ])
     }
 
@@ -254,8 +255,8 @@ public actor JournalWriter: Service {
         if let job = e.job {
             var row = BoundStatement(try db.cachedStatement(sql: """
                 INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, runAt,
-                  idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, spooled)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                  idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, spooled, uniqueKey, uniqueWhile)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                 """))
             row.bind(job.id.rawValue)
             row.bind(job.type.rawValue)
@@ -273,6 +274,8 @@ public actor JournalWriter: Service {
             row.bind(e.at.millis)
             row.bind(e.seq)
             row.bind(spooled ? 1 : 0)
+            row.bind(job.unique?.key)
+            row.bind(job.unique?.while.rawValue)
             try row.run()
         }
         return true

@@ -136,3 +136,34 @@ struct ScheduleTests {
         }
     }
 }
+
+/// Unique keys survive a Redis data loss: the journal keeps them and recovery gives restored live jobs their keys back.
+@Suite("Unique jobs and recovery", .timeLimit(.minutes(1)))
+struct UniqueRecoveryTests {
+    @Test func aRestoredLiveJobHoldsItsUniqueKeyAgain() async throws {
+        let server = try RedisServer.start()
+        defer { server.remove() }
+        try await withTestQueue(server: server) { t in
+            try await withTemporaryJournal { j in
+                try await t.vouch()
+                let queue = JournaledQueue(journal: j, driver: t.driver, logger: TestQueue.logger)
+                var job = Job(type: "sync", payload: #"{"customer":42}"#)
+                job.unique = UniqueKey(key: "customer-42", while: .untilComplete)
+                guard case .created = try await queue.enqueue([job], actor: nil)[0] else { Issue.record("not created"); return }
+                #expect(try await j.reader.job(job.id)?.unique == job.unique, "journaled with its key")
+                _ = try await t.redis.send("FLUSHALL")
+                let report = try await Recovery(journal: j, driver: t.driver, logger: TestQueue.logger).run(dryRun: false)
+                #expect(report.restoredTotal == 1)
+                #expect(try await t.driver.job(job.id)?.unique == job.unique)
+                try await t.vouch()  // as RecoveryService does once the rebuild is done
+                var again = Job(type: "sync")
+                again.unique = UniqueKey(key: "customer-42")
+                guard case .uniqueConflict(_, let holder) = try await queue.enqueue([again], actor: nil)[0] else {
+                    Issue.record("a duplicate got past the restored key")
+                    return
+                }
+                #expect(holder == job.id)
+            }
+        }
+    }
+}

@@ -7,9 +7,10 @@
 -- KEYS[6] events (STREAM)  KEYS[7] wake (LIST)
 -- ARGV[1] now ms  ARGV[2] idempotency TTL ms  ARGV[3] dead TTL ms  ARGV[4] completed TTL ms  ARGV[5] job key prefix
 -- ARGV[6] idempotency key prefix  ARGV[7] FIFO order before this call's first job (reserved on the queue's counter by
--- the caller, so calls may run in any order)  ARGV[8] fields per job (18), then per job:
+-- the caller, so calls may run in any order)  ARGV[8] fields per job (21), then per job:
 --   id, type, queue, payload, priority, maxAttempts, timeout ms, backoff base ms, backoff max ms, journaled state,
---   attempts, idempotency key, createdAt ms, runAt ms (0 = none), last error, journaled seq, finishedAt ms (0 = none), result
+--   attempts, idempotency key, createdAt ms, runAt ms (0 = none), last error, journaled seq, finishedAt ms (0 = none), result,
+--   the job's unique key set (its full key name; '' = none), unique while, unique key
 -- Returns, per job, the state it was set to (prefixed 'stale:' when Redis held an older copy), 'present' (Redis is
 -- as new as the journal) or 'skipped' (nothing to hold).
 local now, idemTtl, deadTtl, doneTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -18,7 +19,7 @@ local width = tonumber(ARGV[8])
 local out = {}
 local woken = 0
 
--- The job whose fields are ARGV[i] .. ARGV[i + 17], read in place (no table per job: recovery restores many).
+-- The job whose fields are ARGV[i] .. ARGV[i + 20], read in place (no table per job: recovery restores many).
 local function restoreOne(i)
   local id, priority, journaled, attempts, idem = ARGV[i], ARGV[i + 4], ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
   local runAt, seq, finishedAt = tonumber(ARGV[i + 13]), tonumber(ARGV[i + 15]), tonumber(ARGV[i + 16])
@@ -27,6 +28,12 @@ local function restoreOne(i)
   if idem ~= '' then
     local ttl = idemTtl - (now - tonumber(ARGV[i + 12]))
     if ttl > 0 then redis.call('SET', ARGV[6] .. idem, id, 'PX', ttl, 'NX') end
+  end
+  -- A live job holds its unique key again (the set is pruned of finished holders at the next enqueue with the key).
+  local uniqueSet = ARGV[i + 18]
+  if uniqueSet ~= '' and (journaled == 'pending' or journaled == 'scheduled' or journaled == 'retrying' or journaled == 'active') then
+    redis.call('SADD', uniqueSet, id)
+    if redis.call('PTTL', uniqueSet) < deadTtl then redis.call('PEXPIRE', uniqueSet, math.max(deadTtl, 1)) end
   end
   local current = redis.call('HGET', jobKey, 'seq')
   if current and tonumber(current) >= seq then return 'present' end
@@ -64,6 +71,7 @@ local function restoreOne(i)
       'queue', ARGV[i + 2], 'payload', ARGV[i + 3], 'priority', priority, 'maxAttempts', ARGV[i + 5], 'timeout', ARGV[i + 6],
       'backoffBase', ARGV[i + 7], 'backoffMax', ARGV[i + 8], 'createdAt', ARGV[i + 12])
     if idem ~= '' then redis.call('HSET', jobKey, 'idempotencyKey', idem) end
+    if uniqueSet ~= '' then redis.call('HSET', jobKey, 'uniqueKey', ARGV[i + 20], 'uniqueWhile', ARGV[i + 19]) end
   end
   if lastError ~= '' then redis.call('HSET', jobKey, 'lastError', lastError) end
   if state == 'pending' then
