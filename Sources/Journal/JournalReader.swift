@@ -16,7 +16,46 @@ public struct JournalReader: Sendable {
         public var limit = 50
         /// From a previous page's `nextCursor`.
         public var cursor: String?
+        /// Field matches on the payload or result (SPEC §9 `where`), all of which must hold.
+        public var matches: [FieldMatch] = []
         public init() {}
+    }
+
+    /// `where=/customer=42`: a JSON pointer into the payload (or `result/…` into the result) equal to a value, compared
+    /// as JSON when it parses as JSON (`42`, `true`, `"x"`, `null`), else as a string.
+    public struct FieldMatch: Sendable, Hashable {
+        public enum Value: Sendable, Hashable { case integer(Int64), real(Double), text(String), bool(Bool), null }
+        public var inResult: Bool
+        /// The pointer as SQLite's JSON path (`$."customer"."id"`, `[0]` for an all-digit token).
+        public var path: String
+        public var value: Value
+
+        public init(inResult: Bool, pointer: String, value: Value) {
+            self.inResult = inResult
+            self.value = value
+            var path = "$"
+            for token in pointer.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+                let key = token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+                if !key.isEmpty, key.allSatisfy(\.isASCII), key.allSatisfy(\.isNumber), key.count < 10 {
+                    path += "[\(key)]"
+                } else {
+                    path += ".\"" + key.replacingOccurrences(of: "\"", with: "\\\"") + "\""
+                }
+            }
+            self.path = path
+        }
+
+        /// The SQL condition and its arguments.
+        var sql: (String, [DatabaseValue]) {
+            let column = inResult ? "result" : "payload"
+            switch value {
+            case .null: return ("json_type(\(column), ?) = 'null'", [path.databaseValue])
+            case .bool(let b): return ("json_type(\(column), ?) = '\(b ? "true" : "false")'", [path.databaseValue])
+            case .integer(let n): return ("json_extract(\(column), ?) = ?", [path.databaseValue, n.databaseValue])
+            case .real(let d): return ("json_extract(\(column), ?) = ?", [path.databaseValue, d.databaseValue])
+            case .text(let s): return ("(json_type(\(column), ?) = 'text' AND json_extract(\(column), ?) = ?)", [path.databaseValue, path.databaseValue, s.databaseValue])
+            }
+        }
     }
 
     public struct Page: Sendable {
@@ -47,6 +86,11 @@ public struct JournalReader: Sendable {
         if let queue = filter.queue { conditions.append("queue = ?"); arguments.append(queue.rawValue.databaseValue) }
         if let since = filter.since { conditions.append("createdAt >= ?"); arguments.append(since.millis.databaseValue) }
         if let until = filter.until { conditions.append("createdAt < ?"); arguments.append(until.millis.databaseValue) }
+        for match in filter.matches {
+            let (condition, values) = match.sql
+            conditions.append(condition)
+            arguments += values
+        }
         if let cursor = filter.cursor {
             let (at, id) = try Self.decodeCursor(cursor)
             conditions.append("(createdAt < ? OR (createdAt = ? AND id < ?))")

@@ -216,8 +216,9 @@ public struct DocketAPI: Sendable {
 
     func history(_ request: Request) async throws -> Response {
         let q = Query(request)
-        try q.only(["state", "type", "queue", "since", "until", "limit", "cursor"])
+        try q.only(["state", "type", "queue", "since", "until", "limit", "cursor", "where"])
         var filter = JournalReader.Filter()
+        filter.matches = try q.all("where").map(Self.fieldMatch)
         filter.state = try q.parse("state", "one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))") { JobState(rawValue: $0) }
         filter.type = try q.parse("type", "a job type") { JobType(rawValue: $0) }
         filter.queue = try q.parse("queue", "a queue name") { QueueName(rawValue: $0) }
@@ -230,6 +231,27 @@ public struct DocketAPI: Sendable {
             throw APIError.invalid("cursor", "not a cursor this server issued")
         }
         return Response.json(#"{"jobs":\#(JSONObject.array(page.jobs.map { JobJSON.render($0, source: "journal") })),"nextCursor":\#(page.nextCursor.map(JSONObject.quote) ?? "null")}"#)
+    }
+
+    /// `/customer=42`, `/a/b="x"`, `result/status=ok`: a pointer, `=`, a value (JSON if it parses, else a string).
+    static func fieldMatch(_ text: String) throws(APIError) -> JournalReader.FieldMatch {
+        var rest = Substring(text)
+        let inResult = rest.hasPrefix("result/")
+        if inResult { rest = rest.dropFirst("result".count) }
+        guard rest.hasPrefix("/"), let eq = rest.firstIndex(of: "="), rest.distance(from: rest.startIndex, to: eq) > 1, text.utf8.count <= 1024 else {
+            throw APIError.invalid("where", "must be /pointer=value (or result/pointer=value), e.g. where=/customer=42")
+        }
+        let pointer = String(rest[..<eq]), raw = String(rest[rest.index(after: eq)...])
+        let value: JournalReader.FieldMatch.Value
+        switch try? JSONValue.parse(Array(raw.utf8)) {
+        case .int(let n)?: value = .integer(n)
+        case .double(let d)?: value = .real(d)
+        case .string(let s)?: value = .text(s)
+        case .bool(let b)?: value = .bool(b)
+        case .null?: value = .null
+        default: value = .text(raw)  // not JSON (or an object/array): compared as the string it is
+        }
+        return JournalReader.FieldMatch(inResult: inResult, pointer: pointer, value: value)
     }
 
     func cancel(_ context: DocketContext) async throws -> Response {
@@ -504,19 +526,26 @@ public struct DocketAPI: Sendable {
 struct Query {
     let items: [String: String]
     let names: [String]
+    let multi: [String: [String]]
 
     init(_ request: Request) {
         var items = [String: String]()
         var names = [String]()
+        var multi = [String: [String]]()
         for (k, v) in request.uri.queryParameters {
+            multi[String(k), default: []].append(String(v))
             items[String(k)] = String(v)
             names.append(String(k))
         }
         self.items = items
         self.names = names
+        self.multi = multi
     }
 
     subscript(_ name: String) -> String? { items[name].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// Every value of a repeatable parameter (`where`), in order.
+    func all(_ name: String) -> [String] { multi[name] ?? [] }
 
     func only(_ allowed: Set<String>) throws(APIError) {
         if let bad = names.first(where: { !allowed.contains($0) }) { throw APIError.invalid(bad, "unknown query parameter") }

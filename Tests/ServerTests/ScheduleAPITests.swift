@@ -86,3 +86,47 @@ struct UniqueAPITests {
         }
     }
 }
+
+/// `GET /jobs?where=…` (SPEC §9): search the journal by payload and result fields.
+@Suite("History search", .timeLimit(.minutes(1)))
+struct HistorySearchTests {
+    @Test func whereMatchesPayloadAndResultFieldsAndCombinesWithTheOtherFilters() async throws {
+        try await withAPI { api in
+            let bodies = [
+                #"{"type":"payment","payload":{"customer":42,"region":"eu","tags":["vip"],"amount":9.5,"refund":true}}"#,
+                #"{"type":"payment","payload":{"customer":42,"region":"us"}}"#,
+                #"{"type":"payment","payload":{"customer":"42","region":"eu"}}"#,
+                #"{"type":"email","payload":{"customer":42,"a/b":{"c~d":null}}}"#,
+                #"{"type":"payment","payload":"not an object"}"#,
+            ]
+            var ids = [String]()
+            for body in bodies { ids.append(try await api.call(.post, "/jobs", json: body).json["id"] as? String ?? "") }
+            func search(_ query: String) async throws -> [String] {
+                let reply = try await api.call(.get, "/jobs?" + query)
+                #expect(reply.status == 200, "\(query): \(reply.text)")
+                return (reply.json["jobs"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }.reversed()
+            }
+            #expect(try await search("where=/customer=42") == [ids[0], ids[1], ids[3]], "a number matches numbers, not the string \"42\"")
+            #expect(try await search("where=/customer=%2242%22") == [ids[2]], "a JSON string")
+            #expect(try await search("where=/customer=42&where=/region=eu") == [ids[0]], "repeated: AND; eu is not JSON, so a string")
+            #expect(try await search("where=/customer=42&type=email") == [ids[3]], "with the other filters")
+            #expect(try await search("where=/tags/0=vip") == [ids[0]], "array index")
+            #expect(try await search("where=/amount=9.5&where=/refund=true") == [ids[0]])
+            #expect(try await search("where=/a~1b/c~0d=null") == [ids[3]], "escaped pointer, JSON null")
+            #expect(try await search("where=/customer=7").isEmpty)
+            // Pagination keeps the match.
+            let page = try await api.call(.get, "/jobs?where=/customer=42&limit=2")
+            #expect((page.json["jobs"] as? [Any])?.count == 2)
+            let next = try #require(page.json["nextCursor"] as? String)
+            #expect(try await search("where=/customer=42&limit=2&cursor=\(next)") == [ids[0]])
+            // Results: journaled once the job completes.
+            let lease = try #require(try await api.t.driver.claim(from: [.default], worker: WorkerID(rawValue: "w"), lease: .seconds(30), wait: .zero))
+            try await api.t.driver.complete(lease, result: #"{"status":"settled","fee":1}"#)
+            try await eventually("the result to be journaled") { try await search("where=result/status=settled") == [lease.job.id.rawValue] }
+            for bad in ["where=customer=42", "where=/customer", "where==42"] {
+                let reply = try await api.call(.get, "/jobs?" + bad)
+                #expect(reply.status == 400 && reply.error.field == "where", "\(bad): \(reply.text)")
+            }
+        }
+    }
+}
