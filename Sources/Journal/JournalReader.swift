@@ -363,3 +363,16 @@ extension JournalReader {
         }
     }
 }
+
+extension JournalReader {
+    /// The histories of several jobs (one query), by job, each by seq.
+    public func events(of ids: [JobID]) async throws -> [JobID: [JournalEvent]] {
+        if ids.isEmpty { return [:] }
+        return try await database.read { db in
+            let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM journalEvent WHERE jobId IN (\(marks)) ORDER BY jobId, seq",
+                                        arguments: StatementArguments(ids.map(\.rawValue)))
+            return Dictionary(grouping: rows.map(JournalEvent.init(row:)), by: \.jobID)
+        }
+    }
+}

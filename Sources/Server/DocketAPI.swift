@@ -44,7 +44,7 @@ public struct DocketAPI: Sendable {
 
     /// The routes the router serves, as (method, path) — `openapi.json` must describe each one.
     public static let routes: [(String, String)] = [
-        ("POST", "/jobs"), ("POST", "/jobs/batch"), ("POST", "/enqueue"), ("GET", "/jobs/{id}"), ("GET", "/jobs/{id}/events"),
+        ("POST", "/jobs"), ("POST", "/jobs/batch"), ("POST", "/enqueue"), ("GET", "/jobs/export"), ("GET", "/jobs/{id}"), ("GET", "/jobs/{id}/events"),
         ("GET", "/jobs"), ("DELETE", "/jobs/{id}"), ("POST", "/jobs/{id}/retry"), ("GET", "/dlq"), ("POST", "/dlq/{id}/requeue"),
         ("POST", "/dlq/requeue"), ("DELETE", "/dlq/{id}"), ("GET", "/queues"), ("POST", "/queues/{queue}/pause"),
         ("POST", "/queues/{queue}/resume"), ("GET", "/stats"), ("GET", "/stats/history"), ("GET", "/health"), ("GET", "/metrics"),
@@ -71,6 +71,7 @@ public struct DocketAPI: Sendable {
         router.post("/jobs") { request, context in try await self.enqueue(request, context) }
         router.post("/enqueue") { request, context in try await self.enqueue(request, context) }
         router.post("/jobs/batch") { request, context in try await self.enqueueBatch(request, context) }
+        get("/jobs/export") { request, _ in try await self.exportJobs(request) }
         get("/jobs/:id") { _, context in try await self.show(context) }
         get("/jobs/:id/events") { _, context in try await self.events(context) }
         get("/jobs") { request, _ in try await self.history(request) }
@@ -194,28 +195,72 @@ public struct DocketAPI: Sendable {
         let events = try await reader.events(id)
         if events.isEmpty, try await lookup.job(id) == nil { throw APIError.notFound("job \(id)") }
         let conflicts = try await reader.conflicts(id)
-        let render = { (e: JournalEvent) -> String in
-            var o = JSONObject()
-            o.add("seq", e.seq)
-            o.add("event", e.event)
-            o.add("state", e.state.rawValue)
-            o.add("at", e.at)
-            o.add("attempt", e.attempt)
-            o.add("worker", e.worker)
-            o.add("error", e.error)
-            o.add("actor", e.actor)
-            o.add("detail", e.detail)
-            if let ms = e.runMs { o.add("runMs", Int(ms)) }
-            return o.text
-        }
+        let render = { (e: JournalEvent) -> String in Self.renderEvent(e) }
         // Conflicts: events whose (job, seq) was journaled already with other content (Redis ran the job from an
         // older copy). Kept beside the history, never dropped.
         return Response.json(
             #"{"jobId":\#(JSONObject.quote(id.rawValue)),"events":\#(JSONObject.array(events.map(render))),"conflicts":\#(JSONObject.array(conflicts.map(render)))}"#)
     }
 
+    /// One journal event as JSON.
+    static func renderEvent(_ e: JournalEvent) -> String {
+        var o = JSONObject()
+        o.add("seq", e.seq)
+        o.add("event", e.event)
+        o.add("state", e.state.rawValue)
+        o.add("at", e.at)
+        o.add("attempt", e.attempt)
+        o.add("worker", e.worker)
+        o.add("error", e.error)
+        o.add("actor", e.actor)
+        o.add("detail", e.detail)
+        if let ms = e.runMs { o.add("runMs", Int(ms)) }
+        return o.text
+    }
+
     func history(_ request: Request) async throws -> Response {
-        let q = Query(request)
+        let filter = try Self.historyFilter(Query(request), defaultLimit: 50, maxLimit: 1000)
+        let page: JournalReader.Page
+        do { page = try await reader.list(filter) } catch let error as JournalError where error.code == .invalidCursor {
+            throw APIError.invalid("cursor", "not a cursor this server issued")
+        }
+        return Response.json(#"{"jobs":\#(JSONObject.array(page.jobs.map { JobJSON.render($0, source: "journal") })),"nextCursor":\#(page.nextCursor.map(JSONObject.quote) ?? "null")}"#)
+    }
+
+    /// `GET /jobs/export`: every job the filters of `GET /jobs` match, newest first, as NDJSON (one job per line, with
+    /// its `events`), streamed a page at a time, so the result set is never held in memory. `limit` (default: no
+    /// limit) caps the lines; a client resumes from the last line's `createdAt` and `id` (`cursor=<ms>:<id>`).
+    func exportJobs(_ request: Request) async throws -> Response {
+        let first = try Self.historyFilter(Query(request), defaultLimit: Int.max, maxLimit: Int.max)
+        // A bad cursor is a 400 before the stream starts (after, the status is already sent).
+        do { _ = try await reader.list({ var f = first; f.limit = 1; return f }()) } catch let error as JournalError where error.code == .invalidCursor {
+            throw APIError.invalid("cursor", "not a position <ms>:<job id>")
+        }
+        let total = first.limit
+        let reader = self.reader
+        let body = ResponseBody { writer in
+            var filter = first
+            var written = 0
+            repeat {
+                filter.limit = min(500, total - written)
+                let page = try await reader.list(filter)
+                let events = try await reader.events(of: page.jobs.map(\.id))
+                var text = ""
+                for job in page.jobs {
+                    let rendered = JobJSON.render(job, source: "journal")
+                    text += rendered.dropLast() + #","events":\#(JSONObject.array((events[job.id] ?? []).map { Self.renderEvent($0) }))}"# + "\n"
+                }
+                if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
+                written += page.jobs.count
+                filter.cursor = page.nextCursor
+            } while filter.cursor != nil && written < total
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)
+    }
+
+    /// The filters of `GET /jobs` (and its export) from the query string.
+    static func historyFilter(_ q: Query, defaultLimit: Int, maxLimit: Int) throws(APIError) -> JournalReader.Filter {
         try q.only(["state", "type", "queue", "since", "until", "limit", "cursor", "where"])
         var filter = JournalReader.Filter()
         filter.matches = try q.all("where").map(Self.fieldMatch)
@@ -224,13 +269,10 @@ public struct DocketAPI: Sendable {
         filter.queue = try q.parse("queue", "a queue name") { QueueName(rawValue: $0) }
         filter.since = try q.parse("since", "an RFC 3339 time") { Timestamp.parse($0) }
         filter.until = try q.parse("until", "an RFC 3339 time") { Timestamp.parse($0) }
-        filter.limit = try q.parse("limit", "an integer 1-1000") { Int($0).flatMap { (1...1000).contains($0) ? $0 : nil } } ?? 50
+        let most = maxLimit == Int.max ? "a positive integer" : "an integer 1-\(maxLimit)"
+        filter.limit = try q.parse("limit", most) { Int($0).flatMap { (1...maxLimit).contains($0) ? $0 : nil } } ?? defaultLimit
         filter.cursor = q["cursor"]
-        let page: JournalReader.Page
-        do { page = try await reader.list(filter) } catch let error as JournalError where error.code == .invalidCursor {
-            throw APIError.invalid("cursor", "not a cursor this server issued")
-        }
-        return Response.json(#"{"jobs":\#(JSONObject.array(page.jobs.map { JobJSON.render($0, source: "journal") })),"nextCursor":\#(page.nextCursor.map(JSONObject.quote) ?? "null")}"#)
+        return filter
     }
 
     /// `/customer=42`, `/a/b="x"`, `result/status=ok`: a pointer, `=`, a value (JSON if it parses, else a string).

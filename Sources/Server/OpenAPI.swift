@@ -49,6 +49,16 @@ enum OpenAPI {
         .init(method: "POST", path: "/jobs/batch", summary: "Enqueue up to 1000 jobs, all or nothing", body: "BatchRequest",
               responses: [("201", "Created jobs", "JobList", ["X-Request-Id"]), ("202", "Spooled (Redis unreachable)", "JobList", ["X-Request-Id"]),
                           ("413", "Too large", "Error", []), ("415", "Content-Type is not application/json", "Error", [])]),
+        .init(method: "GET", path: "/jobs/export", summary: "Every job the filters of GET /jobs match, newest first, as NDJSON with its events (streamed)",
+              responses: [("200", "application/x-ndjson: one job per line, with events", nil, ["X-Request-Id"])],
+              query: [typeQuery, queueQuery, since, until,
+                      Parameter(name: "state", location: "query",
+                                schema: #"{"type":"string","enum":["scheduled","pending","active","retrying","completed","dead","cancelled","purged"]}"#,
+                                description: "Only jobs in this state"),
+                      Parameter(name: "limit", location: "query", schema: #"{"type":"integer","minimum":1}"#, description: "At most this many jobs (default all)"),
+                      cursor,
+                      Parameter(name: "where", location: "query", schema: #"{"type":"string","pattern":"^(result)?/[^=]*=.*$","maxLength":1024}"#,
+                                description: "pointer=value, as for GET /jobs; repeat for AND")]),
         .init(method: "GET", path: "/jobs/{id}", summary: "A job: live from Redis, else from the journal (source)",
               responses: [("200", "Job", "Job", ["X-Request-Id"]), ("404", "Unknown job", "Error", [])]),
         .init(method: "GET", path: "/jobs/{id}/events", summary: "A job's whole history by seq, and any conflicting copies",
@@ -186,6 +196,8 @@ enum OpenAPI {
                 var content = ""
                 if let schema {
                     content = ##","content":{"application/json":{"schema":{"$ref":"#/components/schemas/\##(schema)"}}}"##
+                } else if op.path == "/jobs/export" {
+                    content = #","content":{"application/x-ndjson":{"schema":{"type":"string"}}}"#
                 } else if op.path == "/metrics" {
                     content = #","content":{"text/plain":{"schema":{"type":"string"}}}"#
                 } else if op.path == "/" {

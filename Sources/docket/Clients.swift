@@ -16,12 +16,22 @@ struct ClientOptions: ParsableArguments {
 
     /// Calls the API; throws with the server's error message on a non-2xx answer.
     func call(_ method: String, _ path: String, query: [String: String?] = [:], body: String? = nil) async throws -> [String: Any] {
+        let data = try await raw(method, path, query: query, body: body)
+        if json { print(String(decoding: data, as: UTF8.self)) }
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    /// Calls the API and returns the body as it came; throws with the server's error message on a non-2xx answer.
+    func raw(_ method: String, _ path: String, query: [String: String?] = [:], repeated: [(String, String)] = [], body: String? = nil)
+        async throws -> Data
+    {
         let base = (server ?? env("DOCKET_SERVER") ?? "http://127.0.0.1:8080").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         guard var components = URLComponents(string: base + path), components.scheme?.hasPrefix("http") == true else {
             throw ValidationError("--server: \"\(base)\" is not an http(s) URL")
         }
-        let items = query.compactMap { k, v in v.map { URLQueryItem(name: k, value: $0) } }
-        if !items.isEmpty { components.queryItems = items.sorted { $0.name < $1.name } }
+        let items = query.compactMap { k, v in v.map { URLQueryItem(name: k, value: $0) } }.sorted { $0.name < $1.name }
+            + repeated.map { URLQueryItem(name: $0.0, value: $0.1) }
+        if !items.isEmpty { components.queryItems = items }
         var request = URLRequest(url: components.url!)
         request.httpMethod = method
         if let key = (apiKey ?? env("DOCKET_API_KEY"))?.split(separator: ",").first { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
@@ -35,13 +45,12 @@ struct ClientOptions: ParsableArguments {
             throw CLIError("cannot reach \(base): \(error.localizedDescription)")
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         guard (200..<300).contains(status) else {
+            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
             let error = object["error"] as? [String: Any]
             throw CLIError("server answered \(status): \(error?["message"] as? String ?? String(decoding: data, as: UTF8.self))")
         }
-        if json { print(String(decoding: data, as: UTF8.self)) }
-        return object
+        return data
     }
 }
 

@@ -111,6 +111,14 @@ struct ServeCommandTests {
             let (_, page) = try await curl(["\(base)/jobs?queue=ticks&state=completed"])
             return page.contains(#""type":"docket.noop""#)
         }
+        // docket export: NDJSON in chunks (here one job per request), resumed when the file exists.
+        let out = dir.appendingPathComponent("export.ndjson").path
+        let exported = try await cli(["export", "--out", out, "--queue", "ticks", "--chunk", "1"])
+        #expect(exported.0 == 0 && exported.1.contains("exported"), "\(exported)")
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.contains(#""events":["#) } && Set(lines).count == lines.count)
+        let again = try await cli(["export", "--out", out, "--queue", "ticks"])
+        #expect(again.0 == 0 && again.2.contains("resuming after"), "\(again)")
         let events = try await cli(["schedule", "events", "heartbeat"])
         #expect(events.0 == 0 && events.1.contains("fired") && events.1.contains("created"), "\(events)")
         #expect(try await cli(["schedule", "pause", "heartbeat"]).1.contains("yes"))

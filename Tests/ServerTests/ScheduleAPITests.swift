@@ -130,3 +130,32 @@ struct HistorySearchTests {
         }
     }
 }
+
+/// `GET /jobs/export` (SPEC §9): NDJSON of jobs and their events, with the filters of `GET /jobs`.
+@Suite("Export", .timeLimit(.minutes(1)))
+struct ExportTests {
+    @Test func exportStreamsEveryMatchingJobWithItsEventsAndResumesFromACursor() async throws {
+        try await withAPI { api in
+            var ids = [String]()
+            for n in 0..<7 {
+                ids.append(try await api.call(.post, "/jobs", json: #"{"type":"e","queue":"\#(n % 2 == 0 ? "even" : "odd")","payload":{"n":\#(n)}}"#).json["id"] as? String ?? "")
+            }
+            try await eventually("the enqueued events to be journaled") { try await api.journal.reader.events(JobID(rawValue: ids[6])!).count == 1 }
+            let all = try await api.call(.get, "/jobs/export")
+            #expect(all.status == 200 && all.headers[.contentType] == "application/x-ndjson")
+            let lines = all.text.split(separator: "\n").map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] ?? [:] }
+            #expect(lines.map { $0["id"] as? String ?? "" } == ids.reversed(), "every job, newest first")
+            #expect((lines.first?["events"] as? [[String: Any]])?.first?["event"] as? String == "enqueued")
+            let even = try await api.call(.get, "/jobs/export?queue=even&where=/n=4")
+            #expect(even.text.split(separator: "\n").count == 1 && even.text.contains(ids[4]))
+            // Two lines, then resume after the second.
+            let head = try await api.call(.get, "/jobs/export?limit=2").text.split(separator: "\n")
+            #expect(head.count == 2)
+            let last = try #require((try JSONSerialization.jsonObject(with: Data(head[1].utf8))) as? [String: Any])
+            let cursor = "\(Timestamp.parse(last["createdAt"] as! String)!.millis):\(last["id"] as! String)"
+            let rest = try await api.call(.get, "/jobs/export?cursor=\(cursor)").text.split(separator: "\n")
+            #expect(rest.count == 5 && !rest.contains { $0.contains(ids[5]) || $0.contains(ids[6]) })
+            #expect(try await api.call(.get, "/jobs/export?cursor=nope").status == 400)
+        }
+    }
+}
