@@ -280,7 +280,8 @@ public struct DocketAPI: Sendable {
         var rest = Substring(text)
         let inResult = rest.hasPrefix("result/")
         if inResult { rest = rest.dropFirst("result".count) }
-        guard rest.hasPrefix("/"), let eq = rest.firstIndex(of: "="), rest.distance(from: rest.startIndex, to: eq) > 1, text.utf8.count <= 1024 else {
+        // "/" alone is a pointer too (the key ""), and an empty value is the empty string.
+        guard rest.hasPrefix("/"), let eq = rest.firstIndex(of: "="), text.utf8.count <= 1024 else {
             throw APIError.invalid("where", "must be /pointer=value (or result/pointer=value), e.g. where=/customer=42")
         }
         let pointer = String(rest[..<eq]), raw = String(rest[rest.index(after: eq)...])

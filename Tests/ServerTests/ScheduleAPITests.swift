@@ -123,6 +123,7 @@ struct HistorySearchTests {
             let lease = try #require(try await api.t.driver.claim(from: [.default], worker: WorkerID(rawValue: "w"), lease: .seconds(30), wait: .zero))
             try await api.t.driver.complete(lease, result: #"{"status":"settled","fee":1}"#)
             try await eventually("the result to be journaled") { try await search("where=result/status=settled") == [lease.job.id.rawValue] }
+            #expect(try await search("where=/=").isEmpty, "the pointer \"/\" (key \"\") and the empty string: valid, no match")
             for bad in ["where=customer=42", "where=/customer", "where==42"] {
                 let reply = try await api.call(.get, "/jobs?" + bad)
                 #expect(reply.status == 400 && reply.error.field == "where", "\(bad): \(reply.text)")
