@@ -64,6 +64,8 @@ extension Docket {
         var schedules: String?
         @Option(help: "JSON file of limits (a list of POST /limits bodies) created or updated at start (env DOCKET_LIMITS).")
         var limits: String?
+        @Option(name: .customLong("retention"), help: "NAME=DURATION: keep finished jobs of the queue or type NAME this long instead of --journal-retention; repeatable (env DOCKET_RETENTION, comma-separated).")
+        var retentionRules: [String] = []
 
         func run() async throws {
             let logger = try global.logger("docket.serve")
@@ -93,6 +95,14 @@ extension Docket {
             driverConfig.completedTTL = try duration(completedTTL, "DOCKET_COMPLETED_TTL", default: .seconds(3600), name: "completed-ttl")
             driverConfig.deadTTL = try duration(deadTTL, "DOCKET_DEAD_TTL", default: .seconds(7 * 86400), name: "dead-ttl")
             let retention = try duration(journalRetention, "DOCKET_JOURNAL_RETENTION", default: .seconds(30 * 86400), name: "journal-retention", min: .seconds(1))
+            var rules = [String: Duration]()
+            for rule in retentionRules.isEmpty ? (env("DOCKET_RETENTION") ?? "").split(separator: ",").map(String.init) : retentionRules {
+                let parts = rule.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, QueueName(rawValue: parts[0]) != nil || JobType(rawValue: parts[0]) != nil,
+                    let d = DurationText.parse(parts[1]), d >= .seconds(1)
+                else { throw ValidationError("--retention: \"\(rule)\" is not NAME=DURATION (a queue or job type, e.g. payments=365d)") }
+                rules[parts[0]] = d
+            }
             var ingestConfig = JournalIngestor.Configuration()
             ingestConfig.staleAfter = try duration(journalStale, "DOCKET_JOURNAL_STALE", default: .seconds(3600), name: "journal-stale", min: .seconds(1))
             var pool = WorkerPool.Configuration()
@@ -166,7 +176,7 @@ extension Docket {
                 .init(service: journal.writer),
                 .init(service: ingestor),
                 .init(service: SpoolPusher(queue: queue, logger: logger)),
-                .init(service: JournalRetention(journal: journal, retention: retention, logger: logger)),
+                .init(service: JournalRetention(journal: journal, retention: retention, rules: rules, logger: logger)),
                 .init(service: QueueScheduler(driver: driver, logger: logger)),
                 .init(service: recovery),
                 .init(service: ScheduleService(queue: queue, logger: logger)),

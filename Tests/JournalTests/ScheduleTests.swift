@@ -167,3 +167,36 @@ struct UniqueRecoveryTests {
         }
     }
 }
+
+/// Retention per queue or type (SPEC §9): a rule keeps its jobs for its own time; a job two rules match, for the longer.
+@Suite("Retention rules", .timeLimit(.minutes(1)))
+struct RetentionRuleTests {
+    @Test func rulesKeepTheirJobsForTheirOwnTime() async throws {
+        try await withTemporaryJournal { j in
+            let t0 = Date(millis: 1_800_000_000_000)
+            var events = [JournalEvent]()
+            var ids = [String: JobID]()
+            for (name, queue, type) in [("plain", "default", "t"), ("payment", "payments", "t"), ("mail", "default", "email.send"),
+                                        ("both", "payments", "email.send")] {
+                let job = Job(type: JobType(rawValue: type)!, queue: QueueName(rawValue: queue)!, createdAt: t0)
+                ids[name] = job.id
+                events.append(JournalEvent.enqueued(job, actor: nil))
+                events.append(JournalEvent(jobID: job.id, seq: 2, at: t0.addingTimeInterval(1), event: "completed", state: .completed, attempt: 1,
+                                           queue: job.queue))
+            }
+            try await j.writer.write([.events(events)])
+            let retention = JournalRetention(journal: j, retention: .seconds(86_400), rules: ["payments": .seconds(30 * 86_400), "email.send": .seconds(3600)],
+                                             logger: TestQueue.logger)
+            func left() async throws -> Set<String> {
+                var names = Set<String>()
+                for (name, id) in ids where try await j.reader.job(id) != nil { names.insert(name) }
+                return names
+            }
+            #expect(try await retention.prune(now: t0.addingTimeInterval(2 * 3600)) == 1)
+            #expect(try await left() == ["plain", "payment", "both"], "email.send: 1 h; the payments queue's email kept for 30 d")
+            #expect(try await retention.prune(now: t0.addingTimeInterval(2 * 86_400)) == 1)
+            #expect(try await left() == ["payment", "both"], "the default: 1 d")
+            #expect(try await retention.prune(now: t0.addingTimeInterval(31 * 86_400)) == 2)
+        }
+    }
+}
