@@ -8,17 +8,8 @@ extension DocketAPI {
 
     /// Validates a limit body; every rule names its field.
     static func limit(from value: JSONValue) throws(APIError) -> Limit {
-        guard case .object(let body) = value else { throw APIError.invalid("body", "must be a JSON object") }
-        if let unknown = body.keys.sorted().first(where: { !limitFields.contains($0) }) { throw APIError.invalid(unknown, "unknown field") }
-        func string(_ name: String) throws(APIError) -> String? {
-            switch body[name] {
-            case nil, .null?: return nil
-            case .string(let s)?: return s
-            case let other?: throw APIError.invalid(name, "must be a string, not \(other.kind)")
-            }
-        }
-        guard let name = try string("name") else { throw APIError.invalid("name", "is required") }
-        guard Schedule.validName(name) else { throw APIError.invalid("name", "must be 1-128 characters of A-Z a-z 0-9 . _ : -") }
+        let (body, name) = try definition(value, allowed: limitFields)
+        func string(_ field: String) throws(APIError) -> String? { try Self.string(body, field) }
         let queue = try string("queue"), type = try string("type"), key = try string("key")
         if let queue, QueueName(rawValue: queue) == nil { throw APIError.invalid("queue", "must be 1-64 characters of A-Z a-z 0-9 . _ : -") }
         if let type, JobType(rawValue: type) == nil { throw APIError.invalid("type", "must be 1-128 characters of A-Z a-z 0-9 . _ : -") }
@@ -62,19 +53,7 @@ extension DocketAPI {
 
     /// The limits of a `--limits` file: a JSON array of `POST /limits` bodies. Errors name the item.
     public static func limits(file text: String) throws -> [Limit] {
-        let value: JSONValue
-        do { value = try JSONValue.parse(Array(text.utf8)) } catch { throw APIError.invalid("file", "not JSON: \(error)") }
-        guard case .array(let items) = value else { throw APIError.invalid("file", "must be a JSON array of limits") }
-        var seen = Set<String>()
-        return try items.enumerated().map { i, item in
-            do {
-                let limit = try Self.limit(from: item)
-                guard seen.insert(limit.name).inserted else { throw APIError.invalid("name", "\(limit.name) appears twice") }
-                return limit
-            } catch let error as APIError {
-                throw APIError.invalid("[\(i)].\(error.field ?? "")", error.message)
-            }
-        }
+        try definitions(file: text, of: "limits", name: \.name) { (item) throws(APIError) in try limit(from: item) }
     }
 
     /// Applies a `--limits` file at start: limits it names are created, or replaced when they differ; others stay.

@@ -10,17 +10,8 @@ extension DocketAPI {
 
     /// Validates a schedule body; every rule names its field.
     static func schedule(from value: JSONValue, maxPayload: Int, now: Date = Date()) throws(APIError) -> Schedule {
-        guard case .object(let body) = value else { throw APIError.invalid("body", "must be a JSON object") }
-        if let unknown = body.keys.sorted().first(where: { !scheduleFields.contains($0) }) { throw APIError.invalid(unknown, "unknown field") }
-        func string(_ name: String) throws(APIError) -> String? {
-            switch body[name] {
-            case nil, .null?: return nil
-            case .string(let s)?: return s
-            case let other?: throw APIError.invalid(name, "must be a string, not \(other.kind)")
-            }
-        }
-        guard let name = try string("name") else { throw APIError.invalid("name", "is required") }
-        guard Schedule.validName(name) else { throw APIError.invalid("name", "must be 1-128 characters of A-Z a-z 0-9 . _ : -") }
+        let (body, name) = try definition(value, allowed: scheduleFields)
+        func string(_ field: String) throws(APIError) -> String? { try Self.string(body, field) }
         let cron = try string("cron"), every = try string("every")
         switch (cron, every) {
         case (nil, nil): throw APIError.invalid("cron", "give cron or every")
@@ -68,18 +59,8 @@ extension DocketAPI {
 
     /// The schedules of a `--schedules` file: a JSON array of `POST /schedules` bodies. Errors name the item.
     public static func schedules(file text: String, maxPayload: Int = 512 * 1024) throws -> [Schedule] {
-        let value: JSONValue
-        do { value = try JSONValue.parse(Array(text.utf8), verbatim: ["payload"]) } catch { throw APIError.invalid("file", "not JSON: \(error)") }
-        guard case .array(let items) = value else { throw APIError.invalid("file", "must be a JSON array of schedules") }
-        var seen = Set<String>()
-        return try items.enumerated().map { i, item in
-            do {
-                let schedule = try Self.schedule(from: item, maxPayload: maxPayload)
-                guard seen.insert(schedule.name).inserted else { throw APIError.invalid("name", "\(schedule.name) appears twice") }
-                return schedule
-            } catch let error as APIError {
-                throw APIError.invalid("[\(i)].\(error.field ?? "")", error.message)
-            }
+        try definitions(file: text, of: "schedules", verbatim: ["payload"], name: \.name) { (item) throws(APIError) in
+            try schedule(from: item, maxPayload: maxPayload)
         }
     }
 
