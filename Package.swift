@@ -8,12 +8,12 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The journal schema, embedded into DocketJournal (a shipped file is never edited).
-let migrations = ["0001_init", "0002_recovery", "0003_schedules", "0004_limits", "0005_unique"]
+let migrations = ["0001_init", "0002_recovery", "0003_schedules", "0004_limits", "0005_unique", "0006_history"]
 
 /// Every Lua transition, embedded into the binary (one file each; `Scripts.swift` is the registry).
 let luaScripts = [
     "lib", "enqueue", "claim", "renew", "progress", "complete", "fail", "release",
-    "promote", "reap", "cancel", "requeue", "requeue_dead", "pause", "resume", "purge", "restore", "schedule_tick",
+    "promote", "reap", "cancel", "requeue", "requeue_dead", "pause", "resume", "purge", "restore", "schedule_tick", "replayed",
 ]
 
 let package = Package(

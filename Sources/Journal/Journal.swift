@@ -16,6 +16,11 @@ public struct Journal: Sendable {
     public static func open(path: String, logger: Logger) throws -> Journal {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // A new journal returns the pages retention frees with incremental vacuum (`JournalVacuum`). The mode must be
+        // set before the first table (and before WAL mode writes the header), so a new file gets it first.
+        if !FileManager.default.fileExists(atPath: path) {
+            try DatabaseQueue(path: path).writeWithoutTransaction { db in try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL; VACUUM") }
+        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in

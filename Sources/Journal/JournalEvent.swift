@@ -72,6 +72,7 @@ public struct JournalEvent: Sendable, Hashable {
             job.updatedAt = e.at
             job.seq = e.seq
             if let key = f["uniqueKey"] { job.unique = UniqueKey(key: key, while: f["uniqueWhile"].flatMap(UniqueKey.While.init(rawValue:)) ?? .untilComplete) }
+            job.replayOf = f["replayOf"].flatMap(JobID.init(rawValue:))
             self.job = job
         }
     }

@@ -18,6 +18,13 @@ public struct JournalReader: Sendable {
         public var cursor: String?
         /// Field matches on the payload or result (SPEC §9 `where`), all of which must hold.
         public var matches: [FieldMatch] = []
+        /// The most jobs a search on fields without an index may read for one page (nil: no bound). When it reads
+        /// that many without filling the page, the page ends there (`Page.scanLimited`, `nextCursor` goes on).
+        public var scanLimit: Int?
+        /// Only jobs whose definition the journal has (replay skips rows of jobs first met mid-life without one).
+        public var definedOnly = false
+        /// Leaves out the copies replay request `id` made (so a retried replay takes the same originals again).
+        public var exceptReplaysBy: String?
         public init() {}
     }
 
@@ -29,10 +36,18 @@ public struct JournalReader: Sendable {
         /// The pointer as SQLite's JSON path (`$."customer"."id"`, `[0]` for an all-digit token).
         public var path: String
         public var value: Value
+        /// As written: `/customer` or `result/status`.
+        public var field: String
 
         public init(inResult: Bool, pointer: String, value: Value) {
             self.inResult = inResult
             self.value = value
+            self.field = (inResult ? "result" : "") + pointer
+            self.path = Self.path(pointer)
+        }
+
+        /// SQLite's JSON path for a JSON pointer.
+        public static func path(_ pointer: String) -> String {
             var path = "$"
             for token in pointer.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
                 let key = token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
@@ -42,18 +57,31 @@ public struct JournalReader: Sendable {
                     path += ".\"" + key.replacingOccurrences(of: "\"", with: "\\\"") + "\""
                 }
             }
-            self.path = path
+            return path
         }
 
-        /// The SQL condition and its arguments.
-        var sql: (String, [DatabaseValue]) {
-            let column = inResult ? "result" : "payload"
+        /// The kind and value this match looks for in `jobField` (numbers are one kind; true, false, null are
+        /// kinds with the value 1 or 0).
+        var indexKey: (kind: String, value: DatabaseValue) {
             switch value {
-            case .null: return ("json_type(\(column), ?) = 'null'", [path.databaseValue])
-            case .bool(let b): return ("json_type(\(column), ?) = '\(b ? "true" : "false")'", [path.databaseValue])
-            case .integer(let n): return ("json_extract(\(column), ?) = ?", [path.databaseValue, n.databaseValue])
-            case .real(let d): return ("json_extract(\(column), ?) = ?", [path.databaseValue, d.databaseValue])
-            case .text(let s): return ("(json_type(\(column), ?) = 'text' AND json_extract(\(column), ?) = ?)", [path.databaseValue, path.databaseValue, s.databaseValue])
+            case .null: return ("null", 0.databaseValue)
+            case .bool(let b): return (b ? "true" : "false", (b ? 1 : 0).databaseValue)
+            case .integer(let n): return ("number", n.databaseValue)
+            case .real(let d): return ("number", d.databaseValue)
+            case .text(let s): return ("text", s.databaseValue)
+            }
+        }
+
+        /// The SQL condition on the job row (alias `table`) and its arguments: what a search without an index runs.
+        func sql(_ table: String) -> (String, [DatabaseValue]) {
+            let column = table + (inResult ? "result" : "payload")
+            let p = path.databaseValue
+            switch value {
+            case .null: return ("json_type(\(column), ?) = 'null'", [p])
+            case .bool(let b): return ("json_type(\(column), ?) = '\(b ? "true" : "false")'", [p])
+            case .integer(let n): return ("(json_type(\(column), ?) IN ('integer', 'real') AND json_extract(\(column), ?) = ?)", [p, p, n.databaseValue])
+            case .real(let d): return ("(json_type(\(column), ?) IN ('integer', 'real') AND json_extract(\(column), ?) = ?)", [p, p, d.databaseValue])
+            case .text(let s): return ("(json_type(\(column), ?) = 'text' AND json_extract(\(column), ?) = ?)", [p, p, s.databaseValue])
             }
         }
     }
@@ -61,6 +89,10 @@ public struct JournalReader: Sendable {
     public struct Page: Sendable {
         public var jobs: [Job]
         public var nextCursor: String?
+        /// The search read `Filter.scanLimit` jobs without filling the page: `nextCursor` is where it stopped.
+        public var scanLimited = false
+        /// Jobs read by a search on fields without an index (nil when an index answered).
+        public var scanned: Int?
     }
 
     public func job(_ id: JobID) async throws -> Job? {
@@ -76,38 +108,153 @@ public struct JournalReader: Sendable {
         }
     }
 
-    /// Jobs newest first (by creation time, then id), keyset-paginated: a page never repeats or skips
-    /// a job, even while new jobs are being journaled.
-    public func list(_ filter: Filter) async throws -> Page {
-        var conditions = [String]()
-        var arguments = [DatabaseValue]()
-        if let state = filter.state { conditions.append("state = ?"); arguments.append(state.rawValue.databaseValue) }
-        if let type = filter.type { conditions.append("type = ?"); arguments.append(type.rawValue.databaseValue) }
-        if let queue = filter.queue { conditions.append("queue = ?"); arguments.append(queue.rawValue.databaseValue) }
-        if let since = filter.since { conditions.append("createdAt >= ?"); arguments.append(since.millis.databaseValue) }
-        if let until = filter.until { conditions.append("createdAt < ?"); arguments.append(until.millis.databaseValue) }
-        for match in filter.matches {
-            let (condition, values) = match.sql
-            conditions.append(condition)
-            arguments += values
-        }
-        if let cursor = filter.cursor {
-            let (at, id) = try Self.decodeCursor(cursor)
-            conditions.append("(createdAt < ? OR (createdAt = ? AND id < ?))")
-            arguments += [at.databaseValue, at.databaseValue, id.databaseValue]
-        }
-        let limit = max(1, min(filter.limit, 1000))
-        let sql = "SELECT \(Self.jobColumns) FROM job" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
-            + " ORDER BY createdAt DESC, id DESC LIMIT \(limit + 1)"
-        let rows = try await fetchJobs(sql, arguments)
-        let jobs = rows.prefix(limit)
-        let next = rows.count > limit ? jobs.last.map { Self.encodeCursor(at: $0.createdAt.millis, id: $0.id.rawValue) } : nil
-        return Page(jobs: Array(jobs), nextCursor: next)
+    /// How a filtered listing runs: through a declared field's index, by reading jobs and testing their fields
+    /// (bounded by `scanLimit`), or on the job table's own indexes.
+    private struct Plan {
+        enum Mode { case indexed, scan, plain }
+        var mode: Mode
+        /// Conditions on the job row (alias `j.`), without the `where` matches a scan tests per row.
+        var conditions: [String] = []
+        var arguments: [DatabaseValue] = []
+        /// The matches to test per row (scan mode), as one SQL expression.
+        var test = "1"
+        var testArguments: [DatabaseValue] = []
+        /// The ordering columns: `f.` for an indexed search, `j.` otherwise.
+        var order: String
     }
 
-    private func fetchJobs(_ sql: String, _ arguments: [DatabaseValue]) async throws -> [Job] {
+    private func plan(_ filter: Filter, _ db: Database) throws -> Plan {
+        // Declared fields whose index is complete; any other field is matched by reading the payload.
+        var ready = [String: Int64]()
+        if !filter.matches.isEmpty {
+            for row in try Row.fetchAll(db, sql: "SELECT id, inResult, path FROM indexField WHERE state = 'ready'") {
+                ready["\(row[1] as Int):\(row[2] as String)"] = row[0]
+            }
+        }
+        let driver = filter.matches.firstIndex { ready["\($0.inResult ? 1 : 0):\($0.path)"] != nil }
+        var plan = Plan(mode: driver != nil ? .indexed : filter.matches.isEmpty ? .plain : .scan, order: driver != nil ? "f" : "j")
+        let o = plan.order
+        if let driver {
+            let match = filter.matches[driver]
+            let key = match.indexKey
+            plan.conditions.append("f.fieldId = ? AND f.kind = ? AND f.value = ?")
+            plan.arguments += [ready["\(match.inResult ? 1 : 0):\(match.path)"]!.databaseValue, key.kind.databaseValue, key.value]
+        }
+        if filter.definedOnly { plan.conditions.append("j.defined = 1") }
+        if let request = filter.exceptReplaysBy {
+            plan.conditions.append("(j.replayOf IS NULL OR j.idempotencyKey IS NOT 'replay:' || ? || ':' || j.replayOf)")
+            plan.arguments.append(request.databaseValue)
+        }
+        if let state = filter.state { plan.conditions.append("j.state = ?"); plan.arguments.append(state.rawValue.databaseValue) }
+        if let type = filter.type { plan.conditions.append("j.type = ?"); plan.arguments.append(type.rawValue.databaseValue) }
+        if let queue = filter.queue { plan.conditions.append("j.queue = ?"); plan.arguments.append(queue.rawValue.databaseValue) }
+        if let since = filter.since { plan.conditions.append("\(o).createdAt >= ?"); plan.arguments.append(since.millis.databaseValue) }
+        if let until = filter.until { plan.conditions.append("\(o).createdAt < ?"); plan.arguments.append(until.millis.databaseValue) }
+        var tests = [String]()
+        for (i, match) in filter.matches.enumerated() where i != driver {
+            let (condition, values) = match.sql("j.")
+            if plan.mode == .scan {
+                tests.append(condition)
+                plan.testArguments += values
+            } else {
+                plan.conditions.append(condition)
+                plan.arguments += values
+            }
+        }
+        if !tests.isEmpty { plan.test = tests.joined(separator: " AND ") }
+        if let cursor = filter.cursor {
+            let (at, id) = try Self.decodeCursor(cursor)
+            let idColumn = o == "f" ? "f.jobId" : "j.id"
+            plan.conditions.append("(\(o).createdAt < ? OR (\(o).createdAt = ? AND \(idColumn) < ?))")
+            plan.arguments += [at.databaseValue, at.databaseValue, id.databaseValue]
+        }
+        return plan
+    }
+
+    private static func from(_ plan: Plan) -> String {
+        (plan.mode == .indexed ? " FROM jobField f CROSS JOIN job j ON j.id = f.jobId" : " FROM job j")
+            + (plan.conditions.isEmpty ? "" : " WHERE " + plan.conditions.joined(separator: " AND "))
+    }
+
+    /// Jobs newest first (by creation time, then id), keyset-paginated: a page never repeats or skips
+    /// a job, even while new jobs are being journaled. A `where` on a declared field walks its index; on any
+    /// other field it reads jobs (those the other filters leave, newest first) up to `scanLimit`.
+    public func list(_ filter: Filter) async throws -> Page {
+        let limit = max(1, min(filter.limit, 1000))
+        return try await database.read { db in
+            let plan = try plan(filter, db)
+            let order = plan.order == "f" ? " ORDER BY f.createdAt DESC, f.jobId DESC" : " ORDER BY j.createdAt DESC, j.id DESC"
+            if plan.mode != .scan {
+                let sql = "SELECT \(Self.columns("j"))" + Self.from(plan) + order + " LIMIT \(limit + 1)"
+                let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(plan.arguments)).compactMap(Self.job(from:))
+                let jobs = rows.prefix(limit)
+                let next = rows.count > limit ? jobs.last.map { Self.encodeCursor(at: $0.createdAt.millis, id: $0.id.rawValue) } : nil
+                return Page(jobs: Array(jobs), nextCursor: next)
+            }
+            // Reads rows newest first and decodes only those the matches hold for; stops at a full page or the bound.
+            let bound = filter.scanLimit ?? Int.max
+            let sql = "SELECT \(Self.columns("j")), (\(plan.test)) AS hit" + Self.from(plan) + order
+                + (bound == Int.max ? "" : " LIMIT \(bound + 1)")
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(plan.testArguments + plan.arguments))
+            var jobs = [Job](), scanned = 0, last: (Int64, String)?
+            while let row = try cursor.next() {
+                if scanned == bound {
+                    // More rows remain past the bound: the page ends at the last row read.
+                    return Page(jobs: jobs, nextCursor: last.map { Self.encodeCursor(at: $0.0, id: $0.1) }, scanLimited: true, scanned: scanned)
+                }
+                scanned += 1
+                last = (row[13], row[0])
+                guard row["hit"] as Bool? == true else { continue }
+                if jobs.count == limit {
+                    let next = jobs.last.map { Self.encodeCursor(at: $0.createdAt.millis, id: $0.id.rawValue) }
+                    return Page(jobs: jobs, nextCursor: next, scanned: scanned)
+                }
+                if let job = Self.job(from: row) { jobs.append(job) }
+            }
+            return Page(jobs: jobs, nextCursor: nil, scanned: scanned)
+        }
+    }
+
+    /// How many jobs `filter` matches (ignoring its `limit`). A count on fields without an index reads at most
+    /// `scanLimit` jobs, else throws `scanLimit`.
+    public func count(_ filter: Filter) async throws -> Int {
         try await database.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).compactMap(Self.job(from:))
+            let plan = try plan(filter, db)
+            if plan.mode != .scan {
+                return try Int.fetchOne(db, sql: "SELECT COUNT(*)" + Self.from(plan), arguments: StatementArguments(plan.arguments)) ?? 0
+            }
+            let bound = filter.scanLimit.map { " LIMIT \($0 + 1)" } ?? ""
+            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*), TOTAL(hit) FROM (SELECT (\(plan.test)) AS hit" + Self.from(plan) + bound + ")",
+                                       arguments: StatementArguments(plan.testArguments + plan.arguments))
+            let scanned: Int = row?[0] ?? 0
+            if let limit = filter.scanLimit, scanned > limit { throw Self.scanLimitError(filter, limit) }
+            return Int(row?[1] as Double? ?? 0)
+        }
+    }
+
+    /// What a search that hit the scan bound tells its caller.
+    public static func scanLimitError(_ filter: Filter, _ limit: Int) -> JournalError {
+        let fields = filter.matches.map(\.field).joined(separator: ", ")
+        return JournalError(.scanLimit, message: """
+            \(fields) has no index, and this search would read more than \(limit) jobs (the scan limit); narrow it with \
+            since/until, queue, type or state, declare the field with --index-field, or raise --scan-limit
+            """)
+    }
+
+    /// The copies replay request `requestID` made of any of `originals`: original → copy.
+    public func replays(requestID: String, of originals: [JobID]) async throws -> [JobID: JobID] {
+        if originals.isEmpty { return [:] }
+        return try await database.read { db in
+            var found = [JobID: JobID]()
+            for start in stride(from: 0, to: originals.count, by: 500) {
+                let chunk = originals[start..<min(start + 500, originals.count)]
+                let sql = "SELECT replayOf, id FROM job WHERE replayOf IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ","))) "
+                    + "AND idempotencyKey = 'replay:' || ? || ':' || replayOf"
+                for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(chunk.map(\.rawValue) + [requestID])) {
+                    if let original = JobID(rawValue: row[0]), let copy = JobID(rawValue: row[1]) { found[original] = copy }
+                }
+            }
+            return found
         }
     }
 
@@ -286,7 +433,7 @@ public struct JournalReader: Sendable {
     static func columns(_ alias: String = "") -> String {
         ["id", "type", "queue", "payload", "priority", "maxAttempts", "timeoutMs", "backoffBaseMs", "backoffMaxMs", "runAt",
          "idempotencyKey", "state", "attempts", "createdAt", "updatedAt", "startedAt", "finishedAt", "lastError", "result",
-         "progress", "lastSeq", "uniqueKey", "uniqueWhile"].map { alias.isEmpty ? $0 : "\(alias).\($0)" }.joined(separator: ", ")
+         "progress", "lastSeq", "uniqueKey", "uniqueWhile", "replayOf"].map { alias.isEmpty ? $0 : "\(alias).\($0)" }.joined(separator: ", ")
     }
     static let jobColumns = columns()
 
@@ -311,6 +458,7 @@ public struct JournalReader: Sendable {
         job.progress = row[19]
         job.seq = row[20]
         if let key = row[21] as String? { job.unique = UniqueKey(key: key, while: (row[22] as String?).flatMap(UniqueKey.While.init(rawValue:)) ?? .untilComplete) }
+        job.replayOf = (row[23] as String?).flatMap(JobID.init(rawValue:))
         return job
     }
 

@@ -8,6 +8,7 @@ enum JournalSchema {
         ("0003_schedules", PackageResources._003_schedules_sql),
         ("0004_limits", PackageResources._004_limits_sql),
         ("0005_unique", PackageResources._005_unique_sql),
+        ("0006_history", PackageResources._006_history_sql),
     ]
 
     static var migrator: DatabaseMigrator {

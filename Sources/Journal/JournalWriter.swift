@@ -213,18 +213,18 @@ public actor JournalWriter: Service {
     static func define(_ job: Job, _ db: Database) throws {
         try db.cachedStatement(sql: """
             INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, runAt,
-              idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, defined, uniqueKey, uniqueWhile)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?)
+              idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, defined, uniqueKey, uniqueWhile, replayOf)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET type = excluded.type, payload = excluded.payload, priority = excluded.priority,
               maxAttempts = excluded.maxAttempts, timeoutMs = excluded.timeoutMs, backoffBaseMs = excluded.backoffBaseMs,
               backoffMaxMs = excluded.backoffMaxMs, idempotencyKey = excluded.idempotencyKey, createdAt = excluded.createdAt,
-              uniqueKey = excluded.uniqueKey, uniqueWhile = excluded.uniqueWhile, defined = 1
+              uniqueKey = excluded.uniqueKey, uniqueWhile = excluded.uniqueWhile, replayOf = excluded.replayOf, defined = 1
             WHERE defined = 0
             """).execute(arguments: [
                 job.id.rawValue, job.type.rawValue, job.queue.rawValue, job.payload, job.priority.rawValue, job.maxAttempts,
                 job.timeout.milliseconds, job.backoff.base.milliseconds, job.backoff.max.milliseconds, job.runAt?.millis,
                 job.idempotencyKey, job.state.rawValue, job.attempts, job.createdAt.millis, job.updatedAt.millis,
-                job.unique?.key, job.unique?.while.rawValue,
+                job.unique?.key, job.unique?.while.rawValue, job.replayOf?.rawValue,
             ])
     }
 
@@ -255,8 +255,8 @@ public actor JournalWriter: Service {
         if let job = e.job {
             var row = BoundStatement(try db.cachedStatement(sql: """
                 INSERT INTO job (id, type, queue, payload, priority, maxAttempts, timeoutMs, backoffBaseMs, backoffMaxMs, runAt,
-                  idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, spooled, uniqueKey, uniqueWhile)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                  idempotencyKey, state, attempts, createdAt, updatedAt, lastSeq, spooled, uniqueKey, uniqueWhile, replayOf)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                 """))
             row.bind(job.id.rawValue)
             row.bind(job.type.rawValue)
@@ -276,6 +276,7 @@ public actor JournalWriter: Service {
             row.bind(spooled ? 1 : 0)
             row.bind(job.unique?.key)
             row.bind(job.unique?.while.rawValue)
+            row.bind(job.replayOf?.rawValue)
             try row.run()
         }
         return true
@@ -312,11 +313,15 @@ public actor JournalWriter: Service {
             error = e.error ?? error
         }
 
+        /// Events that change no state: they note something about the job.
+        static let annotations: Set<String> = ["replayed", "lease_lost", "held"]
+
         func apply(_ db: Database) throws {
             // Kept fields are passed as NULL and COALESCEd; the values are decided here rather than by CASE
-            // expressions, so the statement binds 12 arguments, not 25.
+            // expressions, so the statement binds 14 arguments, not 25.
             let sql = """
-                UPDATE job SET state = ?, attempts = ?, updatedAt = ?, lastSeq = ?, startedAt = COALESCE(?, startedAt), finishedAt = ?,
+                UPDATE job SET state = ?, attempts = ?, updatedAt = ?, lastSeq = ?, startedAt = COALESCE(?, startedAt),
+                  finishedAt = CASE WHEN ? THEN COALESCE(finishedAt, ?) ELSE ? END,
                   lastError = COALESCE(?, lastError), result = COALESCE(?, result), progress = COALESCE(?, progress),
                   runAt = COALESCE(?, runAt), spooled = 0
                 WHERE id = ? AND lastSeq < ?
@@ -328,7 +333,11 @@ public actor JournalWriter: Service {
                 update.bind(last.at.millis)
                 update.bind(last.seq)
                 update.bind(startedAt)
-                update.bind(last.state.isTerminal ? last.at.millis : nil)
+                // An event that notes something about a finished job (`replayed`, `lease_lost`) keeps its finish time.
+                let finished = last.state.isTerminal ? last.at.millis : nil
+                update.bind(Self.annotations.contains(last.event) ? 1 : 0)
+                update.bind(finished)
+                update.bind(finished)
                 update.bind(error)
                 update.bind(result)
                 update.bind(progress)

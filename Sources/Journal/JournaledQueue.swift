@@ -12,7 +12,7 @@ public struct JournaledQueue: Sendable {
     public let driver: RedisQueueDriver
     let logger: Logger
     /// Enqueues holding an idempotency key, so that two with one key never both create a job.
-    private let keyLocks = KeyLocks()
+    let keyLocks = KeyLocks()
 
     public init(journal: Journal, driver: RedisQueueDriver, logger: Logger) {
         self.journal = journal
@@ -73,7 +73,7 @@ public struct JournaledQueue: Sendable {
         }
     }
 
-    private func journalAndDeliver(_ jobs: [Job], actor: String?) async throws -> [Outcome] {
+    func journalAndDeliver(_ jobs: [Job], actor: String?) async throws -> [Outcome] {
         if jobs.isEmpty { return [] }
         try await journal.writer.write([.events(jobs.map { JournalEvent.enqueued($0, actor: actor) }, spooled: true)])
         return try await deliver(jobs, actor: actor)
@@ -220,7 +220,11 @@ public struct JobLookup: Sendable {
     /// The job and where it came from; nil if neither knows it. Redis errors fall back to the journal.
     public func job(_ id: JobID) async throws -> (job: Job, source: Source)? {
         let journaled = try await journal.reader.job(id)
-        if let live = try? await driver.job(id, queue: journaled?.queue) { return (live, .redis) }
+        if var live = try? await driver.job(id, queue: journaled?.queue) {
+            // Recovery restores a job's definition, not its link to the job it replays: the journal keeps that.
+            live.replayOf = live.replayOf ?? journaled?.replayOf
+            return (live, .redis)
+        }
         return journaled.map { ($0, .journal) }
     }
 }

@@ -8,7 +8,7 @@ extension Job {
         static let runAt = "runAt", idempotencyKey = "idempotencyKey", state = "state", attempts = "attempts"
         static let createdAt = "createdAt", updatedAt = "updatedAt", startedAt = "startedAt", finishedAt = "finishedAt"
         static let lastError = "lastError", result = "result", progress = "progress", worker = "worker"
-        static let leaseUntil = "leaseUntil", seq = "seq", uniqueKey = "uniqueKey", uniqueWhile = "uniqueWhile"
+        static let leaseUntil = "leaseUntil", seq = "seq", uniqueKey = "uniqueKey", uniqueWhile = "uniqueWhile", replayOf = "replayOf"
     }
 
     /// The fields `claim.lua` reads (HMGET, in this order) for each job it leases: everything a worker and its
@@ -89,5 +89,6 @@ extension Job {
         self.leaseUntil = ms(Field.leaseUntil)
         self.seq = f[Field.seq].flatMap { Int($0) } ?? 0
         if let key = f[Field.uniqueKey] { self.unique = UniqueKey(key: key, while: f[Field.uniqueWhile].flatMap(UniqueKey.While.init(rawValue:)) ?? .untilComplete) }
+        self.replayOf = f[Field.replayOf].flatMap(JobID.init(rawValue:))
     }
 }

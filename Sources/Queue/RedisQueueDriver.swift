@@ -96,6 +96,7 @@ public final class RedisQueueDriver: QueueDriver {
                     RESPArgument(actor ?? ""), RESPArgument(job.createdAt.millis), RESPArgument(checkMarker ? "1" : "0"),
                     RESPArgument(job.unique?.key ?? ""), RESPArgument(job.unique?.while.rawValue ?? ""), RESPArgument(q.jobKeyPrefix),
                     RESPArgument(uniqueTTL(job, now: now)), RESPArgument(enforceUnique ? "1" : "0"),
+                    RESPArgument(job.replayOf?.rawValue ?? ""),
                 ]
             )
         }

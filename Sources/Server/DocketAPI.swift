@@ -20,6 +20,8 @@ public struct DocketAPI: Sendable {
         public var allowedOrigins: Set<String> = []
         /// Proxies whose `X-Forwarded-For` names the client (`DOCKET_TRUSTED_PROXIES`), for rate limits.
         public var trustedProxies: Set<String> = []
+        /// The most jobs a search on fields without an index reads (`--scan-limit`); 0 = no bound.
+        public var scanLimit = 200_000
         public init() {}
     }
 
@@ -32,6 +34,7 @@ public struct DocketAPI: Sendable {
     let journalSize = Cached<(bytes: Int64, jobs: Int, events: Int)>(for: .seconds(30))
     var driver: RedisQueueDriver { queue.driver }
     var reader: JournalReader { queue.journal.reader }
+    var scanLimit: Int? { configuration.scanLimit > 0 ? configuration.scanLimit : nil }
 
     public init(queue: JournaledQueue, ingestor: JournalIngestor?, configuration: Configuration) {
         self.queue = queue
@@ -44,7 +47,7 @@ public struct DocketAPI: Sendable {
 
     /// The routes the router serves, as (method, path) — `openapi.json` must describe each one.
     public static let routes: [(String, String)] = [
-        ("POST", "/jobs"), ("POST", "/jobs/batch"), ("POST", "/enqueue"), ("GET", "/jobs/export"), ("GET", "/jobs/{id}"), ("GET", "/jobs/{id}/events"),
+        ("POST", "/jobs"), ("POST", "/jobs/batch"), ("POST", "/jobs/replay"), ("POST", "/enqueue"), ("GET", "/jobs/export"), ("GET", "/jobs/{id}"), ("GET", "/jobs/{id}/events"),
         ("GET", "/jobs"), ("DELETE", "/jobs/{id}"), ("POST", "/jobs/{id}/retry"), ("GET", "/dlq"), ("POST", "/dlq/{id}/requeue"),
         ("POST", "/dlq/requeue"), ("DELETE", "/dlq/{id}"), ("GET", "/queues"), ("POST", "/queues/{queue}/pause"),
         ("POST", "/queues/{queue}/resume"), ("GET", "/stats"), ("GET", "/stats/history"), ("GET", "/health"), ("GET", "/metrics"),
@@ -71,6 +74,7 @@ public struct DocketAPI: Sendable {
         router.post("/jobs") { request, context in try await self.enqueue(request, context) }
         router.post("/enqueue") { request, context in try await self.enqueue(request, context) }
         router.post("/jobs/batch") { request, context in try await self.enqueueBatch(request, context) }
+        router.post("/jobs/replay") { request, context in try await self.replay(request, context) }
         get("/jobs/export") { request, _ in try await self.exportJobs(request) }
         get("/jobs/:id") { _, context in try await self.show(context) }
         get("/jobs/:id/events") { _, context in try await self.events(context) }
@@ -219,11 +223,12 @@ public struct DocketAPI: Sendable {
     }
 
     func history(_ request: Request) async throws -> Response {
-        let filter = try Self.historyFilter(Query(request), defaultLimit: 50, maxLimit: 1000)
+        let filter = try historyFilter(Query(request), defaultLimit: 50, maxLimit: 1000)
         let page: JournalReader.Page
         do { page = try await reader.list(filter) } catch let error as JournalError where error.code == .invalidCursor {
             throw APIError.invalid("cursor", "not a cursor this server issued")
         }
+        if page.scanLimited, page.jobs.count < filter.limit { throw Self.scanLimited(filter, scanLimit) }
         return Response.json(#"{"jobs":\#(JSONObject.array(page.jobs.map { JobJSON.render($0, source: "journal") })),"nextCursor":\#(page.nextCursor.map(JSONObject.quote) ?? "null")}"#)
     }
 
@@ -231,7 +236,7 @@ public struct DocketAPI: Sendable {
     /// its `events`), streamed a page at a time, so the result set is never held in memory. `limit` (default: no
     /// limit) caps the lines; a client resumes from the last line's `createdAt` and `id` (`cursor=<ms>:<id>`).
     func exportJobs(_ request: Request) async throws -> Response {
-        let first = try Self.historyFilter(Query(request), defaultLimit: Int.max, maxLimit: Int.max)
+        let first = try historyFilter(Query(request), defaultLimit: Int.max, maxLimit: Int.max)
         // A bad cursor is a 400 before the stream starts (after, the status is already sent).
         do { _ = try await reader.list({ var f = first; f.limit = 1; return f }()) } catch let error as JournalError where error.code == .invalidCursor {
             throw APIError.invalid("cursor", "not a position <ms>:<job id>")
@@ -260,10 +265,10 @@ public struct DocketAPI: Sendable {
     }
 
     /// The filters of `GET /jobs` (and its export) from the query string.
-    static func historyFilter(_ q: Query, defaultLimit: Int, maxLimit: Int) throws(APIError) -> JournalReader.Filter {
-        try q.only(["state", "type", "queue", "since", "until", "limit", "cursor", "where"])
+    func historyFilter(_ q: Query, defaultLimit: Int, maxLimit: Int, limitAllowed: Bool = true) throws(APIError) -> JournalReader.Filter {
+        try q.only(Set(["state", "type", "queue", "since", "until", "cursor", "where"] + (limitAllowed ? ["limit"] : [])))
         var filter = JournalReader.Filter()
-        filter.matches = try q.all("where").map(Self.fieldMatch)
+        filter.matches = try q.all("where").map { text throws(APIError) in try Self.fieldMatch(text, field: q.prefix + "where") }
         filter.state = try q.parse("state", "one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))") { JobState(rawValue: $0) }
         filter.type = try q.parse("type", "a job type") { JobType(rawValue: $0) }
         filter.queue = try q.parse("queue", "a queue name") { QueueName(rawValue: $0) }
@@ -272,17 +277,18 @@ public struct DocketAPI: Sendable {
         let most = maxLimit == Int.max ? "a positive integer" : "an integer 1-\(maxLimit)"
         filter.limit = try q.parse("limit", most) { Int($0).flatMap { (1...maxLimit).contains($0) ? $0 : nil } } ?? defaultLimit
         filter.cursor = q["cursor"]
+        filter.scanLimit = scanLimit
         return filter
     }
 
     /// `/customer=42`, `/a/b="x"`, `result/status=ok`: a pointer, `=`, a value (JSON if it parses, else a string).
-    static func fieldMatch(_ text: String) throws(APIError) -> JournalReader.FieldMatch {
+    static func fieldMatch(_ text: String, field: String = "where") throws(APIError) -> JournalReader.FieldMatch {
         var rest = Substring(text)
         let inResult = rest.hasPrefix("result/")
         if inResult { rest = rest.dropFirst("result".count) }
         // "/" alone is a pointer too (the key ""), and an empty value is the empty string.
         guard rest.hasPrefix("/"), let eq = rest.firstIndex(of: "="), text.utf8.count <= 1024 else {
-            throw APIError.invalid("where", "must be /pointer=value (or result/pointer=value), e.g. where=/customer=42")
+            throw APIError.invalid(field, "must be /pointer=value (or result/pointer=value), e.g. where=/customer=42")
         }
         let pointer = String(rest[..<eq]), raw = String(rest[rest.index(after: eq)...])
         let value: JournalReader.FieldMatch.Value
@@ -570,6 +576,16 @@ struct Query {
     let items: [String: String]
     let names: [String]
     let multi: [String: [String]]
+    /// Put before names in errors (`filter.` when the parameters came as a JSON object).
+    var prefix = ""
+
+    /// Parameters given as a JSON object's members (`POST /jobs/replay`'s filter), values as their query text.
+    init(multi: [String: [String]], prefix: String) {
+        self.multi = multi
+        self.items = multi.compactMapValues(\.last)
+        self.names = multi.keys.sorted()
+        self.prefix = prefix
+    }
 
     init(_ request: Request) {
         var items = [String: String]()
@@ -591,12 +607,12 @@ struct Query {
     func all(_ name: String) -> [String] { multi[name] ?? [] }
 
     func only(_ allowed: Set<String>) throws(APIError) {
-        if let bad = names.first(where: { !allowed.contains($0) }) { throw APIError.invalid(bad, "unknown query parameter") }
+        if let bad = names.first(where: { !allowed.contains($0) }) { throw APIError.invalid(prefix + bad, "unknown \(prefix.isEmpty ? "query parameter" : "field")") }
     }
 
     func parse<T>(_ name: String, _ expected: String, _ transform: (String) -> T?) throws(APIError) -> T? {
         guard let text = self[name] else { return nil }
-        guard let value = transform(text) else { throw APIError.invalid(name, "must be \(expected)") }
+        guard let value = transform(text) else { throw APIError.invalid(prefix + name, "must be \(expected)") }
         return value
     }
 }

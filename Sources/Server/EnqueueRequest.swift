@@ -160,6 +160,7 @@ enum JobJSON {
             u.add("while", unique.while.rawValue)
             o.add("unique", raw: u.text)
         }
+        if let original = job.replayOf { o.add("replayOf", original.rawValue) }
         o.add("createdAt", job.createdAt)
         o.add("updatedAt", job.updatedAt)
         o.add("startedAt", job.startedAt)

@@ -15,15 +15,17 @@ struct ClientOptions: ParsableArguments {
     var json = false
 
     /// Calls the API; throws with the server's error message on a non-2xx answer.
-    func call(_ method: String, _ path: String, query: [String: String?] = [:], body: String? = nil) async throws -> [String: Any] {
-        let data = try await raw(method, path, query: query, body: body)
+    func call(_ method: String, _ path: String, query: [String: String?] = [:], repeated: [(String, String)] = [], body: String? = nil)
+        async throws -> [String: Any]
+    {
+        let data = try await raw(method, path, query: query, repeated: repeated, body: body)
         if json { print(String(decoding: data, as: UTF8.self)) }
         return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
     }
 
     /// Calls the API and returns the body as it came; throws with the server's error message on a non-2xx answer.
-    func raw(_ method: String, _ path: String, query: [String: String?] = [:], repeated: [(String, String)] = [], body: String? = nil)
-        async throws -> Data
+    func raw(_ method: String, _ path: String, query: [String: String?] = [:], repeated: [(String, String)] = [], body: String? = nil,
+             headers: [String: String] = [:]) async throws -> Data
     {
         let base = (server ?? env("DOCKET_SERVER") ?? "http://127.0.0.1:8080").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         guard var components = URLComponents(string: base + path), components.scheme?.hasPrefix("http") == true else {
@@ -35,6 +37,7 @@ struct ClientOptions: ParsableArguments {
         var request = URLRequest(url: components.url!)
         request.httpMethod = method
         if let key = (apiKey ?? env("DOCKET_API_KEY"))?.split(separator: ",").first { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let body {
             request.httpBody = Data(body.utf8)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -51,6 +54,26 @@ struct ClientOptions: ParsableArguments {
             throw CLIError("server answered \(status): \(error?["message"] as? String ?? String(decoding: data, as: UTF8.self))")
         }
         return data
+    }
+}
+
+/// The filters of `GET /jobs` (and its export and replay) as options.
+struct HistoryFilter: ParsableArguments {
+    @Option(help: "pending, scheduled, active, retrying, completed, dead, cancelled or purged.") var state: String?
+    @Option var type: String?
+    @Option var queue: String?
+    @Option(help: "RFC 3339 time.") var since: String?
+    @Option(help: "RFC 3339 time.") var until: String?
+    @Option(name: .customLong("where"), help: "/pointer=value on the payload (result/pointer=value on the result); repeatable (AND).")
+    var matches: [String] = []
+
+    var query: [String: String?] { ["state": state, "type": type, "queue": queue, "since": since, "until": until] }
+    var repeated: [(String, String)] { matches.map { ("where", $0) } }
+    /// As `POST /jobs/replay`'s `filter` object.
+    var object: [String: Any] {
+        var object = query.compactMapValues { $0 } as [String: Any]
+        if !matches.isEmpty { object["where"] = matches }
+        return object
     }
 }
 
@@ -136,20 +159,15 @@ extension Docket {
     }
 
     struct Jobs: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Query job history (newest first).")
+        static let configuration = CommandConfiguration(abstract: "Query job history (newest first), by payload or result fields too.")
         @OptionGroup var client: ClientOptions
-        @Option var state: String?
-        @Option var type: String?
-        @Option var queue: String?
-        @Option(help: "RFC 3339 time.") var since: String?
-        @Option(help: "RFC 3339 time.") var until: String?
+        @OptionGroup var filter: HistoryFilter
         @Option var limit: Int?
         @Option var cursor: String?
 
         func run() async throws {
-            let page = try await client.call("GET", "/jobs", query: [
-                "state": state, "type": type, "queue": queue, "since": since, "until": until, "limit": limit.map(String.init), "cursor": cursor,
-            ])
+            let page = try await client.call("GET", "/jobs", query: filter.query.merging(["limit": limit.map(String.init), "cursor": cursor]) { $1 },
+                                             repeated: filter.repeated)
             guard !client.json else { return }
             printTable(jobHeader, jobRows(page["jobs"] as? [[String: Any]] ?? []))
             if let next = page["nextCursor"] as? String { print("\nnext page: --cursor \(next)") }

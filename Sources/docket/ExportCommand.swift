@@ -10,12 +10,7 @@ extension Docket {
             abstract: "Export jobs and their histories from the journal as NDJSON (newest first), resuming an existing file.")
         @OptionGroup var client: ClientOptions
         @Option(help: "File to write (appended to and resumed if it exists).") var out: String
-        @Option var state: String?
-        @Option var type: String?
-        @Option var queue: String?
-        @Option(help: "RFC 3339 time.") var since: String?
-        @Option(help: "RFC 3339 time.") var until: String?
-        @Option(name: .customLong("where"), help: "pointer=value on the payload (result/… on the result); repeatable.") var matches: [String] = []
+        @OptionGroup var filter: HistoryFilter
         @Option(help: "Jobs per request (default 10000).") var chunk = 10_000
 
         func validate() throws {
@@ -32,9 +27,8 @@ extension Docket {
             try handle.seekToEnd()
             var total = 0
             while true {
-                let data = try await client.raw("GET", "/jobs/export", query: [
-                    "state": state, "type": type, "queue": queue, "since": since, "until": until, "limit": String(chunk), "cursor": cursor,
-                ], repeated: matches.map { ("where", $0) })
+                let data = try await client.raw("GET", "/jobs/export", query: filter.query.merging(["limit": String(chunk), "cursor": cursor]) { $1 },
+                                                repeated: filter.repeated)
                 try handle.write(contentsOf: data)
                 let lines = data.reduce(0) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
                 total += lines

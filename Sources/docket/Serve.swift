@@ -66,6 +66,12 @@ extension Docket {
         var limits: String?
         @Option(name: .customLong("retention"), help: "NAME=DURATION: keep finished jobs of the queue or type NAME this long instead of --journal-retention; repeatable (env DOCKET_RETENTION, comma-separated).")
         var retentionRules: [String] = []
+        @Option(name: .customLong("index-field"), help: "A payload field (/customer) or result field (result/status) to index for searches; repeatable (env DOCKET_INDEX_FIELDS, comma-separated). Built in the background.")
+        var indexFields: [String] = []
+        @Option(help: "The most jobs a search on fields without an index may read; 0 = no bound (env DOCKET_SCAN_LIMIT, default 200000).")
+        var scanLimit: Int?
+        @Option(help: "How often the journal returns free pages to the file system (env DOCKET_VACUUM_INTERVAL, default 10m; 0 = never).")
+        var vacuumInterval: String?
 
         func run() async throws {
             let logger = try global.logger("docket.serve")
@@ -103,6 +109,15 @@ extension Docket {
                 else { throw ValidationError("--retention: \"\(rule)\" is not NAME=DURATION (a queue or job type, e.g. payments=365d)") }
                 rules[parts[0]] = d
             }
+            let fields = try (indexFields.isEmpty ? (env("DOCKET_INDEX_FIELDS") ?? "").split(separator: ",").map(String.init) : indexFields)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { spec in
+                    guard let field = FieldIndexer.Field(spec) else {
+                        throw ValidationError("--index-field: \"\(spec)\" is not a JSON pointer into the payload (/customer) or the result (result/status)")
+                    }
+                    return field
+                }
+            api.scanLimit = try integer(scanLimit, "DOCKET_SCAN_LIMIT", default: 200_000, name: "scan-limit", range: 0...1_000_000_000)
+            let vacuumEvery = try duration(vacuumInterval, "DOCKET_VACUUM_INTERVAL", default: .seconds(600), name: "vacuum-interval", min: .zero)
             var ingestConfig = JournalIngestor.Configuration()
             ingestConfig.staleAfter = try duration(journalStale, "DOCKET_JOURNAL_STALE", default: .seconds(3600), name: "journal-stale", min: .seconds(1))
             var pool = WorkerPool.Configuration()
@@ -177,6 +192,9 @@ extension Docket {
                 .init(service: ingestor),
                 .init(service: SpoolPusher(queue: queue, logger: logger)),
                 .init(service: JournalRetention(journal: journal, retention: retention, rules: rules, logger: logger)),
+                // Done once the declared fields are built (or dropped): that must not stop the server.
+                .init(service: FieldIndexer(journal: journal, fields: fields, logger: logger), successTerminationBehavior: .ignore),
+                .init(service: JournalVacuum(journal: journal, interval: vacuumEvery, logger: logger)),
                 .init(service: QueueScheduler(driver: driver, logger: logger)),
                 .init(service: recovery),
                 .init(service: ScheduleService(queue: queue, logger: logger)),

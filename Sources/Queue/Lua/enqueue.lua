@@ -9,7 +9,7 @@
 -- ARGV[16] '1' = fenced: refuse while the marker is missing (Redis lost data and is not rebuilt yet)
 -- ARGV[17] unique key ('' = none)  ARGV[18] unique while: pending | active | until_complete  ARGV[19] job key prefix
 -- ARGV[20] unique key TTL ms  ARGV[21] '1' = refuse while the holder is live, '0' = take the key regardless (a spooled
--- job, acknowledged before Redis could be asked)
+-- job, acknowledged before Redis could be asked)  ARGV[22] the id of the job this one replays ('' = none)
 -- Returns { 1, id } when created; { 0, existing id } for a repeated idempotency key or an id already stored;
 -- { 2, id } when fenced (nothing written: the journal keeps the job spooled until the rebuild is done);
 -- { 3, holder id } when a job holding the unique key is in a state ARGV[18] names (nothing written; holders that
@@ -43,6 +43,7 @@ if ARGV[12] ~= '' then
   redis.call('HSET', KEYS[1], 'idempotencyKey', ARGV[12])
   redis.call('SET', KEYS[5], id, 'PX', ARGV[13])
 end
+if ARGV[22] ~= '' then redis.call('HSET', KEYS[1], 'replayOf', ARGV[22]) end
 if ARGV[17] ~= '' then
   redis.call('HSET', KEYS[1], 'uniqueKey', ARGV[17], 'uniqueWhile', ARGV[18])
   redis.call('SADD', KEYS[9], id)
@@ -52,7 +53,8 @@ appendEvent(KEYS[4], id, '1', 'enqueued', state, '0', ARGV[11], {
   'actor', ARGV[14], 'type', ARGV[2], 'queue', ARGV[3], 'payload', ARGV[4], 'priority', ARGV[5],
   'maxAttempts', ARGV[6], 'timeout', ARGV[7], 'backoffBase', ARGV[8], 'backoffMax', ARGV[9],
   'runAt', runAt > 0 and ARGV[10] or false, 'idempotencyKey', ARGV[12], 'createdAt', ARGV[15],
-  'uniqueKey', ARGV[17] ~= '' and ARGV[17] or false, 'uniqueWhile', ARGV[17] ~= '' and ARGV[18] or false })
+  'uniqueKey', ARGV[17] ~= '' and ARGV[17] or false, 'uniqueWhile', ARGV[17] ~= '' and ARGV[18] or false,
+  'replayOf', ARGV[22] ~= '' and ARGV[22] or false })
 if state == 'scheduled' then
   redis.call('ZADD', KEYS[3], ARGV[10], id)
 else

@@ -70,6 +70,8 @@ public struct Job: Sendable, Hashable {
     public var idempotencyKey: String?
     /// Refuses duplicates while this job is live (see `UniqueKey`); enforced in Redis at enqueue.
     public var unique: UniqueKey?
+    /// The job this one re-runs (`POST /jobs/replay`): a copy of its definition.
+    public var replayOf: JobID?
 
     public var state: JobState
     public var attempts: Int

@@ -62,6 +62,8 @@ public struct RedisKeys: Sendable, Hashable {
         public func unique(_ key: String) -> RedisKey { RedisKey("\(tag):unique:\(key)") }
         /// Passed to Lua (ARGV) where a script derives idempotency keys (recovery).
         public var idempotencyPrefix: String { "\(tag):idem:" }
+        /// STRING: the last seq a replay gave a job Redis no longer holds (so concurrent replays never share one).
+        public func replaySeq(_ id: JobID) -> RedisKey { RedisKey("\(tag):replayseq:\(id.rawValue)") }
         /// HASH of one job.
         public func job(_ id: JobID) -> RedisKey { RedisKey(jobKeyPrefix + id.rawValue) }
         /// Passed to claim.lua in a Redis Cluster: a limit's counters for this queue (scripts reach one slot only, so in a

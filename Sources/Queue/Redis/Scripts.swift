@@ -39,9 +39,10 @@ public enum Scripts {
     static let purge = RedisScript("purge", PackageResources.purge_lua, keys: 3)
     static let restore = RedisScript("restore", PackageResources.restore_lua, keys: 7)
     static let scheduleTick = RedisScript("schedule_tick", PackageResources.schedule_tick_lua, keys: 1)
+    static let replayed = RedisScript("replayed", PackageResources.replayed_lua, keys: 3)
 
     public static let all: [RedisScript] = [
-        enqueue, claim, renew, progress, complete, fail, release, promote, reap, cancel, requeue, requeueDead, pause, resume, purge, restore, scheduleTick,
+        enqueue, claim, renew, progress, complete, fail, release, promote, reap, cancel, requeue, requeueDead, pause, resume, purge, restore, scheduleTick, replayed,
     ]
 }
 
