@@ -23,9 +23,10 @@ struct JournalTests {
         let tables = try await second.database.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'grdb%' AND name NOT LIKE 'sqlite%' ORDER BY name")
         }
-        #expect(tables == ["job", "journalConflict", "journalEvent", "journalInfo", "limitRule", "schedule", "scheduleEvent", "streamCursor"])
+        #expect(tables == ["indexField", "job", "jobField", "journalConflict", "journalEvent", "journalInfo", "limitRule", "schedule", "scheduleEvent", "streamCursor"])
         let mode = try await second.database.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
+        #expect(try await JournalVacuum.incremental(second), "a new journal returns freed pages (incremental vacuum)")
         // The embedded list is exactly the files of migrations/.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let files = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("migrations").path)
