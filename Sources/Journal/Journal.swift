@@ -25,6 +25,8 @@ public struct Journal: Sendable {
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // After a checkpoint the WAL file shrinks back to at most this (it otherwise keeps its largest size).
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }
         let database = try DatabasePool(path: path, configuration: configuration)
         try JournalSchema.migrator.migrate(database)

@@ -63,6 +63,8 @@ public struct JournalVacuum: Service {
             freed += n
             await Task.yield()
         }
+        // The freed pages left the file; the WAL that carried the change goes back to empty (when no reader holds it).
+        if freed > 0 { try? await journal.database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") } }
         return freed
     }
 

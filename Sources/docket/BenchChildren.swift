@@ -41,6 +41,11 @@ final class BenchChildren: Sendable {
         return child
     }
 
+    /// A child about to be stopped on purpose (its exit is then no failure).
+    func expectExit(_ child: Child) {
+        finished.withLock { _ = $0.insert(child.pid) }
+    }
+
     /// Takes over a process started elsewhere (the managed redis-server), to stop it with the others.
     func adopt(_ name: String, _ process: SpawnedProcess, log: String) {
         children.withLock { $0.append(Child(name: name, process: process, stdout: log, stderr: log)) }

@@ -33,9 +33,12 @@ final class HTTPConnection {
         }
     }
 
-    /// Sends one request (a JSON body if any) and reads the whole answer.
-    func send(_ method: HTTPMethod, _ path: String, json body: ByteBuffer? = nil) async throws -> (status: Int, body: ByteBuffer) {
+    /// Sends one request (a JSON body if any) and reads the whole answer; with `sink`, the body goes there a chunk at
+    /// a time instead (a streamed answer is never held whole).
+    func send(_ method: HTTPMethod, _ path: String, json body: ByteBuffer? = nil, headers extra: [(String, String)] = [],
+              sink: ((ByteBuffer) -> Void)? = nil) async throws -> (status: Int, body: ByteBuffer) {
         var headers: HTTPHeaders = ["Host": host]
+        for (name, value) in extra { headers.add(name: name, value: value) }
         if let body {
             headers.add(name: "Content-Type", value: "application/json")
             headers.add(name: "Content-Length", value: "\(body.readableBytes)")
@@ -49,7 +52,8 @@ final class HTTPConnection {
         while let part = try await responses.next() {
             switch part {
             case .head(let head): status = Int(head.status.code)
-            case .body(var chunk): answer.writeBuffer(&chunk)
+            case .body(var chunk):
+                if let sink { sink(chunk) } else { answer.writeBuffer(&chunk) }
             case .end: return (status, answer)
             }
         }
