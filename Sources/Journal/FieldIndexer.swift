@@ -39,23 +39,31 @@ public struct FieldIndexer: Service {
 
     let journal: Journal
     let fields: [Field]
+    /// Jobs per transaction at first; `run` then sizes chunks to about `slice` each.
     let chunk: Int
-    let pause: Duration
+    let slice: Duration
     let logger: Logger
 
-    public init(journal: Journal, fields: [Field], chunk: Int = 5000, pause: Duration = .milliseconds(5), logger: Logger) {
+    public init(journal: Journal, fields: [Field], chunk: Int = 1000, slice: Duration = .milliseconds(10), logger: Logger) {
         self.journal = journal
         self.fields = fields
         self.chunk = chunk
-        self.pause = pause
+        self.slice = slice
         self.logger = logger
     }
 
+    /// Builds and drops in chunks that hold the writer about `slice` each, then leaves it free as long again: other
+    /// writes (ingestion, enqueues) wait at most about one slice.
     public func run() async {
         do {
             try await declare()
-            while !Task.isShuttingDownGracefully && !Task.isCancelled, try await step() {
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            var size = chunk
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                let start = ContinuousClock.now
+                guard try await step(size) else { break }
+                let took = start.duration(to: .now)
+                size = took > slice * 2 ? max(100, size / 2) : took < slice / 2 ? min(50_000, size * 2) : size
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: max(took, .milliseconds(1))) }
             }
         } catch {
             logger.warning("Field index maintenance stopped", metadata: ["error": "\(error)"])
@@ -88,10 +96,10 @@ public struct FieldIndexer: Service {
         for spec in dropped { logger.info("Dropping the journal's index of a field no longer declared", metadata: ["field": "\(spec)"]) }
     }
 
-    /// One chunk of work (building or dropping); false when there is nothing left to do.
+    /// One chunk of work (building or dropping `size` jobs' rows, default `chunk`); false when there is nothing left.
     @discardableResult
-    public func step() async throws -> Bool {
-        let chunk = self.chunk
+    public func step(_ size: Int? = nil) async throws -> Bool {
+        let chunk = size ?? self.chunk
         let (worked, ready) = try await journal.database.write { db -> (Bool, String?) in
             if let row = try Row.fetchOne(db, sql: "SELECT id FROM indexField WHERE state = 'dropping' LIMIT 1") {
                 let id: Int64 = row[0]

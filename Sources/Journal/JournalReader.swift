@@ -73,15 +73,17 @@ public struct JournalReader: Sendable {
         }
 
         /// The SQL condition on the job row (alias `table`) and its arguments: what a search without an index runs.
+        /// The value test comes first: it fails for most rows, and SQLite then skips the type test (each JSON function
+        /// parses the document again).
         func sql(_ table: String) -> (String, [DatabaseValue]) {
             let column = table + (inResult ? "result" : "payload")
             let p = path.databaseValue
             switch value {
             case .null: return ("json_type(\(column), ?) = 'null'", [p])
             case .bool(let b): return ("json_type(\(column), ?) = '\(b ? "true" : "false")'", [p])
-            case .integer(let n): return ("(json_type(\(column), ?) IN ('integer', 'real') AND json_extract(\(column), ?) = ?)", [p, p, n.databaseValue])
-            case .real(let d): return ("(json_type(\(column), ?) IN ('integer', 'real') AND json_extract(\(column), ?) = ?)", [p, p, d.databaseValue])
-            case .text(let s): return ("(json_type(\(column), ?) = 'text' AND json_extract(\(column), ?) = ?)", [p, p, s.databaseValue])
+            case .integer(let n): return ("(json_extract(\(column), ?) = ? AND json_type(\(column), ?) IN ('integer', 'real'))", [p, n.databaseValue, p])
+            case .real(let d): return ("(json_extract(\(column), ?) = ? AND json_type(\(column), ?) IN ('integer', 'real'))", [p, d.databaseValue, p])
+            case .text(let s): return ("(json_extract(\(column), ?) = ? AND json_type(\(column), ?) = 'text')", [p, s.databaseValue, p])
             }
         }
     }
@@ -110,7 +112,7 @@ public struct JournalReader: Sendable {
 
     /// How a filtered listing runs: through a declared field's index, by reading jobs and testing their fields
     /// (bounded by `scanLimit`), or on the job table's own indexes.
-    private struct Plan {
+    struct Plan {
         enum Mode { case indexed, scan, plain }
         var mode: Mode
         /// Conditions on the job row (alias `j.`), without the `where` matches a scan tests per row.
@@ -123,7 +125,7 @@ public struct JournalReader: Sendable {
         var order: String
     }
 
-    private func plan(_ filter: Filter, _ db: Database) throws -> Plan {
+    func plan(_ filter: Filter, _ db: Database) throws -> Plan {
         // Declared fields whose index is complete; any other field is matched by reading the payload.
         var ready = [String: Int64]()
         if !filter.matches.isEmpty {
@@ -165,13 +167,15 @@ public struct JournalReader: Sendable {
         if let cursor = filter.cursor {
             let (at, id) = try Self.decodeCursor(cursor)
             let idColumn = o == "f" ? "f.jobId" : "j.id"
-            plan.conditions.append("(\(o).createdAt < ? OR (\(o).createdAt = ? AND \(idColumn) < ?))")
+            // `createdAt <= at` is what SQLite can start an index range at; with only the OR, it read the index from the
+            // newest job on, so each page cost as much as all the pages before it.
+            plan.conditions.append("\(o).createdAt <= ? AND (\(o).createdAt < ? OR \(idColumn) < ?)")
             plan.arguments += [at.databaseValue, at.databaseValue, id.databaseValue]
         }
         return plan
     }
 
-    private static func from(_ plan: Plan) -> String {
+    static func from(_ plan: Plan) -> String {
         (plan.mode == .indexed ? " FROM jobField f CROSS JOIN job j ON j.id = f.jobId" : " FROM job j")
             + (plan.conditions.isEmpty ? "" : " WHERE " + plan.conditions.joined(separator: " AND "))
     }
@@ -180,38 +184,42 @@ public struct JournalReader: Sendable {
     /// a job, even while new jobs are being journaled. A `where` on a declared field walks its index; on any
     /// other field it reads jobs (those the other filters leave, newest first) up to `scanLimit`.
     public func list(_ filter: Filter) async throws -> Page {
-        let limit = max(1, min(filter.limit, 1000))
-        return try await database.read { db in
+        let (jobs, next, limited, scanned) = try await page(filter, limit: max(1, min(filter.limit, 1000)), select: Self.columns("j"), Self.job(from:))
+        return Page(jobs: jobs, nextCursor: next, scanLimited: limited, scanned: scanned)
+    }
+
+    /// One page of what `filter` matches, newest first: `select` (columns of `job j`) decoded per row by `decode`.
+    /// Returns the items, the position after the last (or, when the scan bound stopped it, after the last job read),
+    /// whether the bound stopped it, and how many jobs a scan read.
+    private func page<T: Sendable>(_ filter: Filter, limit: Int, select: String, _ decode: @escaping @Sendable (Row) -> T?) async throws
+        -> ([T], String?, Bool, Int?)
+    {
+        try await database.read { db in
             let plan = try plan(filter, db)
             let order = plan.order == "f" ? " ORDER BY f.createdAt DESC, f.jobId DESC" : " ORDER BY j.createdAt DESC, j.id DESC"
-            if plan.mode != .scan {
-                let sql = "SELECT \(Self.columns("j"))" + Self.from(plan) + order + " LIMIT \(limit + 1)"
-                let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(plan.arguments)).compactMap(Self.job(from:))
-                let jobs = rows.prefix(limit)
-                let next = rows.count > limit ? jobs.last.map { Self.encodeCursor(at: $0.createdAt.millis, id: $0.id.rawValue) } : nil
-                return Page(jobs: Array(jobs), nextCursor: next)
-            }
-            // Reads rows newest first and decodes only those the matches hold for; stops at a full page or the bound.
-            let bound = filter.scanLimit ?? Int.max
-            let sql = "SELECT \(Self.columns("j")), (\(plan.test)) AS hit" + Self.from(plan) + order
-                + (bound == Int.max ? "" : " LIMIT \(bound + 1)")
+            // Each row ends with its position (createdAt, id) and, in a scan, whether the matches hold.
+            let bound = plan.mode == .scan ? filter.scanLimit ?? Int.max : Int.max
+            let sql = "SELECT \(select), j.createdAt AS pAt, j.id AS pId" + (plan.mode == .scan ? ", (\(plan.test)) AS hit" : "")
+                + Self.from(plan) + order + " LIMIT \(plan.mode == .scan ? (bound == Int.max ? -1 : bound + 1) : limit + 1)"
             let cursor = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(plan.testArguments + plan.arguments))
-            var jobs = [Job](), scanned = 0, last: (Int64, String)?
+            var items = [T](), scanned = 0
+            var last: String?, lastItem: String?
             while let row = try cursor.next() {
                 if scanned == bound {
                     // More rows remain past the bound: the page ends at the last row read.
-                    return Page(jobs: jobs, nextCursor: last.map { Self.encodeCursor(at: $0.0, id: $0.1) }, scanLimited: true, scanned: scanned)
+                    return (items, last, true, scanned)
                 }
                 scanned += 1
-                last = (row[13], row[0])
-                guard row["hit"] as Bool? == true else { continue }
-                if jobs.count == limit {
-                    let next = jobs.last.map { Self.encodeCursor(at: $0.createdAt.millis, id: $0.id.rawValue) }
-                    return Page(jobs: jobs, nextCursor: next, scanned: scanned)
+                let position = Self.encodeCursor(at: row["pAt"], id: row["pId"])
+                last = position
+                if plan.mode == .scan, row["hit"] as Bool? != true { continue }
+                if items.count == limit { return (items, lastItem, false, plan.mode == .scan ? scanned : nil) }
+                if let item = decode(row) {
+                    items.append(item)
+                    lastItem = position
                 }
-                if let job = Self.job(from: row) { jobs.append(job) }
             }
-            return Page(jobs: jobs, nextCursor: nil, scanned: scanned)
+            return (items, nil, false, plan.mode == .scan ? scanned : nil)
         }
     }
 
@@ -518,9 +526,9 @@ extension JournalReader {
         if ids.isEmpty { return [:] }
         return try await database.read { db in
             let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM journalEvent WHERE jobId IN (\(marks)) ORDER BY jobId, seq",
+            let rows = try Row.fetchAll(db, sql: "SELECT \(JournalEvent.columns) FROM journalEvent WHERE jobId IN (\(marks)) ORDER BY jobId, seq",
                                         arguments: StatementArguments(ids.map(\.rawValue)))
-            return Dictionary(grouping: rows.map(JournalEvent.init(row:)), by: \.jobID)
+            return Dictionary(grouping: rows.map(JournalEvent.init(indexed:)), by: \.jobID)
         }
     }
 }

@@ -288,9 +288,12 @@ public actor JournalWriter: Service {
     struct RowAdvance {
         var last: JournalEvent
         var startedAt: Int64?, error: String?, result: String?, progress: String?, runAt: Int64?
+        /// Every event taken is a note (`replayed`, `held`, `lease_lost`): only the row's seq and time move.
+        var notesOnly: Bool
 
         init(_ e: JournalEvent) {
             last = e
+            notesOnly = Self.annotations.contains(e.event)
             take(e)
         }
 
@@ -298,6 +301,7 @@ public actor JournalWriter: Service {
         mutating func extend(with e: JournalEvent) -> Bool {
             guard e.jobID == last.jobID, e.seq == last.seq + 1 else { return false }
             last = e
+            notesOnly = notesOnly && Self.annotations.contains(e.event)
             take(e)
             return true
         }
@@ -345,6 +349,15 @@ public actor JournalWriter: Service {
                 update.bind(last.jobID.rawValue)
                 update.bind(last.seq)
                 try update.run()
+            }
+            if notesOnly {
+                // A note changes no indexed column: the row's seq and time move, and no index is touched. (A row
+                // that is missing is defined by the full path below.)
+                try db.cachedStatement(sql: "UPDATE job SET updatedAt = ?, lastSeq = ? WHERE id = ? AND lastSeq < ?")
+                    .execute(arguments: [last.at.millis, last.seq, last.jobID.rawValue, last.seq])
+                if db.changesCount > 0 { return }
+                guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM job WHERE id = ?)"), arguments: [last.jobID.rawValue]) == false
+                else { return }
             }
             try update()
             guard db.changesCount == 0 else { return }

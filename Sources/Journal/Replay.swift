@@ -54,21 +54,44 @@ extension JournaledQueue {
                 copy.replayOf = original.id
                 copies.append(copy)
             }
+            // Each chunk is journaled (write-ahead), then delivered to Redis, and its originals marked there, while
+            // the next chunk is being journaled.
+            let byID = Dictionary(uniqueKeysWithValues: originals.map { ($0.id, $0) })
+            let chunks = stride(from: 0, to: copies.count, by: 2000).map { Array(copies[$0..<min($0 + 2000, copies.count)]) }
+            // Marks Redis could not take (unreachable), with why.
+            var unmarked = [(original: Job, copy: JobID)]()
+            var markFailure: RedisClientError?
             var made = [JobID: JobID]()
-            for outcome in try await journalAndDeliver(copies, actor: actor) {
-                guard let original = outcome.job.replayOf else { continue }
-                made[original] = outcome.job.id
-                if case .spooled = outcome { result.spooled += 1 }
+            try await withThrowingTaskGroup(of: ([Outcome], [(original: Job, copy: JobID)], RedisClientError?).self) { group in
+                for chunk in chunks {
+                    try await journal.writer.write([.events(chunk.map { JournalEvent.enqueued($0, actor: actor) }, spooled: true)])
+                    let marks = chunk.map { (original: byID[$0.replayOf!]!, copy: $0.id) }
+                    group.addTask {
+                        async let delivered = deliver(chunk, actor: actor)
+                        do {
+                            _ = try await driver.markReplayed(marks, actor: actor)
+                            return (try await delivered, [], nil)
+                        } catch let error as RedisClientError {
+                            return (try await delivered, marks, error)
+                        }
+                    }
+                }
+                for try await (outcomes, failed, failure) in group {
+                    unmarked += failed
+                    markFailure = markFailure ?? failure
+                    for outcome in outcomes {
+                        guard let original = outcome.job.replayOf else { continue }
+                        made[original] = outcome.job.id
+                        if case .spooled = outcome { result.spooled += 1 }
+                    }
+                }
             }
             result.created = made.count
             result.jobs = originals.compactMap { earlier[$0.id] ?? made[$0.id] }
-            let marks = originals.compactMap { original in made[original.id].map { (original: original, copy: $0) } }
-            do {
-                _ = try await driver.markReplayed(marks, actor: actor)
-            } catch let error as RedisClientError {
+            if let error = markFailure, !unmarked.isEmpty {
                 // Redis unreachable: the copies are spooled; this journal notes the replays itself (next seq it knows).
                 logger.warning("Redis unavailable; replayed events written to this journal only", metadata: ["error": "\(error)"])
-                try await journal.writer.write([.events(marks.map { mark in
+                try await journal.writer.write([.events(unmarked.map { mark in
                     var e = JournalEvent(jobID: mark.original.id, seq: mark.original.seq + 1, at: now, event: "replayed",
                                          state: mark.original.state, attempt: mark.original.attempts, queue: mark.original.queue)
                     e.actor = actor

@@ -207,8 +207,10 @@ public struct DocketAPI: Sendable {
     }
 
     /// One journal event as JSON.
-    static func renderEvent(_ e: JournalEvent) -> String {
-        var o = JSONObject()
+    static func renderEvent(_ e: JournalEvent) -> String { eventObject(e).text }
+
+    static func eventObject(_ e: JournalEvent) -> JSONObject {
+        var o = JSONObject(capacity: 160)
         o.add("seq", e.seq)
         o.add("event", e.event)
         o.add("state", e.state.rawValue)
@@ -219,7 +221,7 @@ public struct DocketAPI: Sendable {
         o.add("actor", e.actor)
         o.add("detail", e.detail)
         if let ms = e.runMs { o.add("runMs", Int(ms)) }
-        return o.text
+        return o
     }
 
     func history(_ request: Request) async throws -> Response {
@@ -244,21 +246,24 @@ public struct DocketAPI: Sendable {
         let total = first.limit
         let reader = self.reader
         let body = ResponseBody { writer in
+            // The journal writes each page's lines (`exportPage`); the next page is read while this one is sent.
             var filter = first
+            filter.limit = min(1000, total)
+            var page = try await reader.exportPage(filter)
             var written = 0
-            repeat {
-                filter.limit = min(500, total - written)
-                let page = try await reader.list(filter)
-                let events = try await reader.events(of: page.jobs.map(\.id))
-                var text = ""
-                for job in page.jobs {
-                    let rendered = JobJSON.render(job, source: "journal")
-                    text += rendered.dropLast() + #","events":\#(JSONObject.array((events[job.id] ?? []).map { Self.renderEvent($0) }))}"# + "\n"
+            while true {
+                written += page.count
+                var next: Task<(lines: [UInt8], count: Int, nextCursor: String?), any Error>?
+                if let cursor = page.nextCursor, written < total {
+                    filter.cursor = cursor
+                    filter.limit = min(1000, total - written)
+                    let f = filter
+                    next = Task { try await reader.exportPage(f) }
                 }
-                if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
-                written += page.jobs.count
-                filter.cursor = page.nextCursor
-            } while filter.cursor != nil && written < total
+                if !page.lines.isEmpty { try await writer.write(ByteBuffer(bytes: page.lines)) }
+                guard let next else { break }
+                page = try await next.value
+            }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)

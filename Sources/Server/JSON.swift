@@ -1,66 +1,107 @@
 import DocketQueue
 import Foundation
 
-/// Builds JSON text in one growing string; raw values (payloads, results) are embedded as they were stored.
+/// Builds JSON text in one growing byte array; raw values (payloads, results) are embedded as they were stored.
 struct JSONObject {
-    private var out = "{"
+    private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
+
+    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    private mutating func key(_ key: StaticString) {
+        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+        bytes.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+    }
 
     private mutating func key(_ key: String) {
-        if out.utf8.count > 1 { out += "," }
-        Self.quote(key, into: &out)
-        out += ":"
+        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+        Self.quote(key, into: &bytes)
+        bytes.append(UInt8(ascii: ":"))
     }
 
     mutating func add(_ key: String, _ value: String?) {
         self.key(key)
-        if let value { Self.quote(value, into: &out) } else { out += "null" }
+        if let value { Self.quote(value, into: &bytes) } else { bytes.append(contentsOf: Self.null) }
     }
     mutating func add(_ key: String, _ value: Int?) {
         self.key(key)
-        out += value.map(String.init) ?? "null"
+        if let value { Self.append(value, into: &bytes) } else { bytes.append(contentsOf: Self.null) }
     }
     mutating func add(_ key: String, _ value: Bool) {
         self.key(key)
-        out += value ? "true" : "false"
+        bytes.append(contentsOf: value ? Self.true : Self.false)
     }
-    mutating func add(_ key: String, _ date: Date?) { add(key, date.map(Timestamp.format)) }
+    mutating func add(_ key: String, _ date: Date?) {
+        self.key(key)
+        if let date { Timestamp.write(date, quotedInto: &bytes) } else { bytes.append(contentsOf: Self.null) }
+    }
     mutating func add(_ key: String, raw: String?) {
         self.key(key)
-        out += raw ?? "null"
+        if let raw { bytes.append(contentsOf: raw.utf8) } else { bytes.append(contentsOf: Self.null) }
+    }
+    /// A member whose value is already JSON bytes.
+    mutating func add(_ key: String, rawBytes: [UInt8]) {
+        self.key(key)
+        bytes.append(contentsOf: rawBytes)
     }
 
-    var text: String { out + "}" }
+    /// The object, closed.
+    var closed: [UInt8] { bytes + [UInt8(ascii: "}")] }
+    var text: String { String(decoding: closed, as: UTF8.self) }
+
+    private static let null = Array("null".utf8), `true` = Array("true".utf8), `false` = Array("false".utf8)
 
     static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
 
-    static func quote(_ s: String) -> String {
-        var out = ""
-        quote(s, into: &out)
+    /// `[a,b,…]` of already-closed objects.
+    static func array(bytes items: [[UInt8]]) -> [UInt8] {
+        var out = [UInt8(ascii: "[")]
+        out.reserveCapacity(items.reduce(2) { $0 + $1.count + 1 })
+        for (i, item) in items.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: item)
+        }
+        out.append(UInt8(ascii: "]"))
         return out
     }
 
+    static func quote(_ s: String) -> String {
+        var out = [UInt8]()
+        quote(s, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func append(_ n: Int, into out: inout [UInt8]) {
+        if n >= 0 && n < 10 { out.append(UInt8(ascii: "0") + UInt8(n)); return }
+        out.append(contentsOf: String(n).utf8)
+    }
+
     /// Appends `s` as a JSON string; text with nothing to escape (the usual case) is appended whole.
-    static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out += s
-            out += "\""
-            return
-        }
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += scalar.value < 0x10 ? "\\u000" : "\\u001"
-                out += String(scalar.value & 0xF, radix: 16)
-            default: out.unicodeScalars.append(scalar)
+    static func quote(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { utf8 in
+            var start = 0
+            for (i, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<i]))
+                start = i + 1
+                switch byte {
+                case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case UInt8(ascii: "\r"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                case UInt8(ascii: "\t"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                default:
+                    let hex = Array("0123456789abcdef".utf8)
+                    out.append(contentsOf: Array("\\u00".utf8))
+                    out.append(hex[Int(byte >> 4)])
+                    out.append(hex[Int(byte & 0xF)])
+                }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start...]))
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
 

@@ -146,7 +146,7 @@ extension Docket {
                 }
                 try await search(http, "unindexed result field, whole journal\(refused ? ": refused (400)" : "")", count: max(10, searches / 40),
                                  status: refused ? 400 : 200) { i in
-                    "/jobs?where=result/fee=\(i % 7)"
+                    "/jobs?where=result/fee=\(100 + i)"
                 }
 
                 // Replay: dead jobs, by then long gone from Redis (this Redis never held them).

@@ -159,4 +159,35 @@ struct ExportTests {
             #expect(try await api.call(.get, "/jobs/export?cursor=nope").status == 400)
         }
     }
+
+    /// Export lines are rendered by SQLite: each must say exactly what `GET /jobs` and `GET /jobs/{id}/events` say.
+    @Test func exportLinesEqualTheJobsAndEventsTheAPIShows() async throws {
+        try await withAPI { api in
+            let bodies = [
+                #"{"type":"a","payload":{"x":"quote \" and \\ and \u0001 é"},"timeout":250,"backoff":{"base":"90m","max":"2d"},"idempotencyKey":"k\"1"}"#,
+                #"{"type":"b","queue":"q2","priority":"critical","maxAttempts":9,"delay":"1h","unique":{"key":"u-1","while":"active"}}"#,
+                #"{"type":"c","payload":[1,2.50,null,true],"timeout":"1s"}"#,
+            ]
+            for body in bodies { #expect(try await api.call(.post, "/jobs", json: body).status == 201) }
+            let lease = try #require(try await api.t.driver.claim(from: [.default], worker: WorkerID(rawValue: "w-1"), lease: .seconds(30), wait: .zero))
+            try await api.t.driver.complete(lease, result: #"{"ok":true,"n":[1, 2]}"#)
+            let failing = try #require(try await api.t.driver.claim(from: [.default], worker: WorkerID(rawValue: "w-2"), lease: .seconds(30), wait: .zero))
+            _ = try await api.t.driver.fail(failing, error: "boom \n\"x\"")
+            let replay = try await api.call(.post, "/jobs/replay", json: #"{"filter":{"type":"c"},"dryRun":false}"#)
+            #expect(replay.json["replayed"] as? Int == 1)
+            try await eventually("every event journaled") { try await api.journal.reader.size().events >= 9 }
+            try await Task.sleep(for: .milliseconds(300))
+            let listed = try await api.call(.get, "/jobs?limit=1000").json["jobs"] as? [[String: Any]] ?? []
+            let lines = try await api.call(.get, "/jobs/export").text.split(separator: "\n")
+            #expect(lines.count == listed.count && listed.count == 4)
+            for (line, job) in zip(lines, listed) {
+                var exported = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let events = exported.removeValue(forKey: "events")
+                #expect(NSDictionary(dictionary: exported).isEqual(to: job), "\(line)\nvs \(job)")
+                let id = job["id"] as! String
+                let shown = try await api.call(.get, "/jobs/\(id)/events").json["events"] as? [[String: Any]] ?? []
+                #expect(NSArray(array: events as? [Any] ?? []).isEqual(to: shown), "\(id)")
+            }
+        }
+    }
 }

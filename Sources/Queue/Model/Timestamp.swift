@@ -3,34 +3,51 @@ import Foundation
 /// RFC 3339 UTC timestamps with milliseconds (`2026-11-23T12:00:00.000Z`).
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
+        var text = [UInt8]()
+        text.reserveCapacity(24)
+        write(date, into: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Appends the timestamp in quotes (a JSON string) to `out`.
+    public static func write(_ date: Date, quotedInto out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        write(date, into: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends the 24 bytes of the timestamp to `out`. Digits written by hand: String(format:) cost more than the
+    /// rest of a job's JSON together.
+    public static func write(_ date: Date, into out: inout [UInt8]) {
         let ms = date.millis
         var seconds = time_t(ms >= 0 ? ms / 1000 : (ms - 999) / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        // Digits written by hand: String(format:) cost more than the rest of a job's JSON together.
-        var text = [UInt8](repeating: 0, count: 24)
-        func put(_ value: Int, _ at: Int, _ width: Int) {
+        func put(_ value: Int, _ width: Int) {
+            let start = out.count
+            out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width))
             var v = value
-            for k in stride(from: at + width - 1, through: at, by: -1) {
-                text[k] = UInt8(ascii: "0") + UInt8(v % 10)
+            var k = start + width - 1
+            while k >= start {
+                out[k] = UInt8(ascii: "0") + UInt8(v % 10)
                 v /= 10
+                k -= 1
             }
         }
-        put(Int(parts.tm_year) + 1900, 0, 4)
-        text[4] = UInt8(ascii: "-")
-        put(Int(parts.tm_mon) + 1, 5, 2)
-        text[7] = UInt8(ascii: "-")
-        put(Int(parts.tm_mday), 8, 2)
-        text[10] = UInt8(ascii: "T")
-        put(Int(parts.tm_hour), 11, 2)
-        text[13] = UInt8(ascii: ":")
-        put(Int(parts.tm_min), 14, 2)
-        text[16] = UInt8(ascii: ":")
-        put(Int(parts.tm_sec), 17, 2)
-        text[19] = UInt8(ascii: ".")
-        put(Int(((ms % 1000) + 1000) % 1000), 20, 3)
-        text[23] = UInt8(ascii: "Z")
-        return String(decoding: text, as: UTF8.self)
+        put(Int(parts.tm_year) + 1900, 4)
+        out.append(UInt8(ascii: "-"))
+        put(Int(parts.tm_mon) + 1, 2)
+        out.append(UInt8(ascii: "-"))
+        put(Int(parts.tm_mday), 2)
+        out.append(UInt8(ascii: "T"))
+        put(Int(parts.tm_hour), 2)
+        out.append(UInt8(ascii: ":"))
+        put(Int(parts.tm_min), 2)
+        out.append(UInt8(ascii: ":"))
+        put(Int(parts.tm_sec), 2)
+        out.append(UInt8(ascii: "."))
+        put(Int(((ms % 1000) + 1000) % 1000), 3)
+        out.append(UInt8(ascii: "Z"))
     }
 
     /// Parses RFC 3339 (`Z` or `±hh:mm`, optional fraction); nil for anything else.
