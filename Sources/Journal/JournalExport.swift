@@ -8,8 +8,12 @@ import GRDBSQLite
 /// `GET /jobs/{id}/events` renders them, and no `Job`, `String` or `Row` is made per job on the way. Decoding jobs
 /// into Swift values cost five times the rest of an export; a test compares every line with the API's JSON.
 extension JournalReader {
-    /// One page of `filter` (newest first) as NDJSON, with the position to go on from (nil: no more).
-    public func exportPage(_ filter: Filter) async throws -> (lines: [UInt8], count: Int, nextCursor: String?) {
+    /// One page of `filter` (newest first) as NDJSON, with the position to go on from (nil: no more). Without `events`,
+    /// the jobs are comma-separated instead (the items of `GET /jobs`' `jobs` array). `scanLimited`: the scan bound
+    /// ended the page (see `Page.scanLimited`).
+    public func exportPage(_ filter: Filter, events withEvents: Bool = true) async throws
+        -> (lines: [UInt8], count: Int, nextCursor: String?, scanLimited: Bool)
+    {
         try await database.read { db in
             let plan = try plan(filter, db)
             let order = plan.order == "f" ? " ORDER BY f.createdAt DESC, f.jobId DESC" : " ORDER BY j.createdAt DESC, j.id DESC"
@@ -28,16 +32,17 @@ extension JournalReader {
             sqlite3_reset(j)
             while true {
                 let step = sqlite3_step(j)
-                if step == SQLITE_DONE { return (out, count, nil) }
+                if step == SQLITE_DONE { return (out, count, nil, false) }
                 guard step == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: step), message: String(cString: sqlite3_errmsg(db.sqliteConnection))) }
-                if scanned == bound { return (out, count, last.map { Self.encodeCursor(at: $0.0, id: String(decoding: $0.1, as: UTF8.self)) }) }
+                if scanned == bound { return (out, count, last.map { Self.encodeCursor(at: $0.0, id: String(decoding: $0.1, as: UTF8.self)) }, true) }
                 scanned += 1
                 let position = (sqlite3_column_int64(j, 13), Raw.bytes(j, 0))
                 last = position
                 if plan.mode == .scan, sqlite3_column_int64(j, 24) == 0 { continue }
-                if count == limit { return (out, count, lastLine.map { Self.encodeCursor(at: $0.0, id: String(decoding: $0.1, as: UTF8.self)) }) }
-                Raw.job(j, events: e, into: &out)
-                out.append(UInt8(ascii: "\n"))
+                if count == limit { return (out, count, lastLine.map { Self.encodeCursor(at: $0.0, id: String(decoding: $0.1, as: UTF8.self)) }, false) }
+                if !withEvents && count > 0 { out.append(UInt8(ascii: ",")) }
+                Raw.job(j, events: withEvents ? e : nil, into: &out)
+                if withEvents { out.append(UInt8(ascii: "\n")) }
                 count += 1
                 lastLine = position
             }
@@ -111,7 +116,7 @@ private enum Raw {
     }
 
     /// The job at the statement's row (`JournalReader.columns()` order) and its events, as one JSON object.
-    static func job(_ j: OpaquePointer, events e: OpaquePointer, into out: inout [UInt8]) {
+    static func job(_ j: OpaquePointer, events e: OpaquePointer?, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         key("id", &out, first: true); string(j, 0, &out)
         key("type", &out); string(j, 1, &out)
@@ -144,6 +149,7 @@ private enum Raw {
         key("result", &out); json(j, 18, &out)
         key("progress", &out); json(j, 19, &out)
         key("source", &out); out.append(contentsOf: Array(#""journal""#.utf8))
+        guard let e else { return out.append(UInt8(ascii: "}")) }
         key("events", &out)
         out.append(UInt8(ascii: "["))
         sqlite3_reset(e)

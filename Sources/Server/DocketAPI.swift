@@ -226,12 +226,18 @@ public struct DocketAPI: Sendable {
 
     func history(_ request: Request) async throws -> Response {
         let filter = try historyFilter(Query(request), defaultLimit: 50, maxLimit: 1000)
-        let page: JournalReader.Page
-        do { page = try await reader.list(filter) } catch let error as JournalError where error.code == .invalidCursor {
+        // The journal writes the jobs' JSON itself (see `exportPage`): what `JobJSON.render(job, source: "journal")` says.
+        let page: (lines: [UInt8], count: Int, nextCursor: String?, scanLimited: Bool)
+        do { page = try await reader.exportPage(filter, events: false) } catch let error as JournalError where error.code == .invalidCursor {
             throw APIError.invalid("cursor", "not a cursor this server issued")
         }
-        if page.scanLimited, page.jobs.count < filter.limit { throw Self.scanLimited(filter, scanLimit) }
-        return Response.json(#"{"jobs":\#(JSONObject.array(page.jobs.map { JobJSON.render($0, source: "journal") })),"nextCursor":\#(page.nextCursor.map(JSONObject.quote) ?? "null")}"#)
+        if page.scanLimited, page.count < filter.limit { throw Self.scanLimited(filter, scanLimit) }
+        var body = ByteBuffer()
+        body.reserveCapacity(page.lines.count + 64)
+        body.writeString(#"{"jobs":["#)
+        body.writeBytes(page.lines)
+        body.writeString(#"],"nextCursor":\#(page.nextCursor.map(JSONObject.quote) ?? "null")}"#)
+        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body))
     }
 
     /// `GET /jobs/export`: every job the filters of `GET /jobs` match, newest first, as NDJSON (one job per line, with
@@ -253,7 +259,7 @@ public struct DocketAPI: Sendable {
             var written = 0
             while true {
                 written += page.count
-                var next: Task<(lines: [UInt8], count: Int, nextCursor: String?), any Error>?
+                var next: Task<(lines: [UInt8], count: Int, nextCursor: String?, scanLimited: Bool), any Error>?
                 if let cursor = page.nextCursor, written < total {
                     filter.cursor = cursor
                     filter.limit = min(1000, total - written)

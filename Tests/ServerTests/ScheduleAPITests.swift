@@ -160,7 +160,8 @@ struct ExportTests {
         }
     }
 
-    /// Export lines are rendered by SQLite: each must say exactly what `GET /jobs` and `GET /jobs/{id}/events` say.
+    /// Export lines and `GET /jobs` pages are written from SQLite's column bytes: each job must say exactly what the
+    /// API's job JSON says of it (`GET /jobs/{id}` once Redis no longer has it), and its events what `/events` says.
     @Test func exportLinesEqualTheJobsAndEventsTheAPIShows() async throws {
         try await withAPI { api in
             let bodies = [
@@ -185,6 +186,12 @@ struct ExportTests {
                 let events = exported.removeValue(forKey: "events")
                 #expect(NSDictionary(dictionary: exported).isEqual(to: job), "\(line)\nvs \(job)")
                 let id = job["id"] as! String
+                // Gone from Redis, the job is rendered from the journal's decoded row by the API's own JSON.
+                let queue = QueueName(rawValue: job["queue"] as! String)!
+                _ = try await api.t.redis.send(RedisCommand("DEL", [RESPArgument(api.t.keys.queue(queue).job(JobID(rawValue: id)!))]))
+                let shownJob = try await api.call(.get, "/jobs/\(id)").json
+                #expect(shownJob["source"] as? String == "journal")
+                #expect(NSDictionary(dictionary: shownJob).isEqual(to: job), "\(shownJob)\nvs \(job)")
                 let shown = try await api.call(.get, "/jobs/\(id)/events").json["events"] as? [[String: Any]] ?? []
                 #expect(NSArray(array: events as? [Any] ?? []).isEqual(to: shown), "\(id)")
             }
