@@ -30,9 +30,6 @@ public struct Journal: Sendable {
             // 64 MB of page cache per connection (SQLite's default is 2 MB): a journal of millions of jobs keeps its
             // index pages in memory instead of reading them back for every batch.
             try db.execute(sql: "PRAGMA cache_size = -65536")
-            // Checkpoint every 32 MB of WAL rather than every 4 MB: an index page that many commits change is copied
-            // back to the file once instead of each time.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
         }
         let database = try DatabasePool(path: path, configuration: configuration)
         try JournalSchema.migrator.migrate(database)
