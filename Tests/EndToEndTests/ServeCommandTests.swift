@@ -23,12 +23,8 @@ struct ServeCommandTests {
         }
     }
 
-    @Test func serveRunsAJobEndToEndAndLeavesNothingBehind() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-serve-\(UUID().uuidString.prefix(8))")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        // A secret in the server's environment must not reach the managed redis-server.
-        let serve = try DocketBinary.spawn(["serve", "--data-dir", dir.path, "--port", "0", "--workers", "2"], environment: ["DOCKET_API_SECRET_PROBE": "leak-probe"])
-        defer { serve.cleanup() }
+    /// The URL `docket serve` prints once it listens ("" if it exited first).
+    func listening(_ serve: ChildProcess) async throws -> String {
         var base = ""
         try await eventually("the server to listen") {
             if let line = serve.stdout.split(separator: "\n").first(where: { $0.contains("listening on") }) {
@@ -38,6 +34,24 @@ struct ServeCommandTests {
             #expect(serve.isRunning, "serve exited: \(serve.stderr)")
             return !serve.isRunning
         }
+        return base
+    }
+
+    /// Runs a `docket` command (against `server` when given): exit status, stdout, stderr.
+    func cli(_ args: [String], server: String? = nil) async throws -> (Int32?, String, String) {
+        let p = try DocketBinary.spawn(args + (server.map { ["--server", $0] } ?? []))
+        defer { p.cleanup() }
+        let status = try await p.wait()
+        return (status, p.stdout, p.stderr)
+    }
+
+    @Test func serveRunsAJobEndToEndAndLeavesNothingBehind() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-serve-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A secret in the server's environment must not reach the managed redis-server.
+        let serve = try DocketBinary.spawn(["serve", "--data-dir", dir.path, "--port", "0", "--workers", "2"], environment: ["DOCKET_API_SECRET_PROBE": "leak-probe"])
+        defer { serve.cleanup() }
+        let base = try await listening(serve)
         #expect(!base.isEmpty)
         let redisPIDs = processes(mentioning: dir.path + "/redis/redis.sock")
         #expect(!redisPIDs.isEmpty, "a managed redis-server runs")
@@ -89,21 +103,8 @@ struct ServeCommandTests {
         let serve = try DocketBinary.spawn(["serve", "--data-dir", dir.appendingPathComponent("data").path, "--port", "0", "--workers", "2",
                                             "--queues", "ticks", "--schedules", file.path])
         defer { serve.cleanup() }
-        var base = ""
-        try await eventually("the server to listen") {
-            if let line = serve.stdout.split(separator: "\n").first(where: { $0.contains("listening on") }) {
-                base = String(line.split(separator: " ").last ?? "")
-                return true
-            }
-            #expect(serve.isRunning, "serve exited: \(serve.stderr)")
-            return !serve.isRunning
-        }
-        func cli(_ args: [String]) async throws -> (Int32?, String, String) {
-            let p = try DocketBinary.spawn(args + ["--server", base])
-            defer { p.cleanup() }
-            let status = try await p.wait()
-            return (status, p.stdout, p.stderr)
-        }
+        let base = try await listening(serve)
+        let cli = { (args: [String]) async throws -> (Int32?, String, String) in try await self.cli(args, server: base) }
         let list = try await cli(["schedule", "list"])
         #expect(list.0 == 0 && list.1.contains("heartbeat") && list.1.contains("every 1s"), "\(list)")
         // The schedule fires through the journal and the embedded workers run its jobs.
@@ -132,6 +133,46 @@ struct ServeCommandTests {
         #expect(try await cli(["schedule", "rm", "heartbeat"]).0 == 0)
         let gone = try await cli(["schedule", "show", "heartbeat"])
         #expect(gone.0 != 0 && gone.2.contains("404"))
+        serve.signal(SIGTERM)
+        #expect(try await serve.wait(timeout: .seconds(30)) == 0, "clean exit: \(serve.stderr.suffix(2000))")
+    }
+
+    @Test func historyToolsThroughServeAndTheCLI() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-hist-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data").path
+        // No workers: the jobs stay pending, so what the tools see is stable.
+        let serve = try DocketBinary.spawn(["serve", "--data-dir", data, "--port", "0", "--workers", "0", "--index-field", "/customer"])
+        defer { serve.cleanup() }
+        let base = try await listening(serve)
+        let cli = { (args: [String]) async throws -> (Int32?, String, String) in try await self.cli(args, server: base) }
+        for n in 0..<6 {
+            let (status, _) = try await curl(["-X", "POST", "\(base)/jobs", "-H", "Content-Type: application/json",
+                                              "-d", #"{"type":"charge","queue":"pay","payload":{"customer":\#(n % 2),"n":\#(n)}}"#])
+            #expect(status == 201)
+        }
+        try await eventually("the /customer index to be built") {
+            let stats = try await self.cli(["journal", "stats", "--data-dir", data, "--json"])
+            return stats.0 == 0 && stats.1.contains(#""state" : "ready""#) && stats.1.contains(#""jobs" : 6"#)
+        }
+        let found = try await cli(["jobs", "--where", "/customer=1", "--json"])
+        #expect(found.0 == 0 && found.1.components(separatedBy: #""customer":1"#).count == 4, "\(found)")
+        // A dry run by default: it prints what it would replay and creates nothing.
+        let dry = try await cli(["replay", "--queue", "pay", "--where", "/customer=1"])
+        #expect(dry.0 == 0 && dry.1.contains("dry run: 3 jobs match"), "\(dry)")
+        let real = try await cli(["replay", "--queue", "pay", "--where", "/customer=1", "--yes", "--request-id", "e2e-1"])
+        #expect(real.0 == 0 && real.1.contains("replayed 3 of 3"), "\(real)")
+        let again = try await cli(["replay", "--queue", "pay", "--where", "/customer=1", "--yes", "--request-id", "e2e-1", "--json"])
+        #expect(again.0 == 0 && again.1.contains(#""created":0"#), "the same request id replays nothing twice: \(again)")
+        let copies = try await cli(["jobs", "--queue", "pay", "--json"])
+        #expect(copies.1.components(separatedBy: #""replayOf""#).count == 4, "3 copies name their originals")
+        let stats = try await self.cli(["journal", "stats", "--data-dir", data])
+        #expect(stats.0 == 0 && stats.1.contains("9 jobs") && stats.1.contains("/customer") && stats.1.contains("pay"), "\(stats)")
+        let bad = try await cli(["replay", "--where", "customer=1"])
+        #expect(bad.0 != 0 && bad.2.contains("filter.where"), "\(bad)")
+        let missing = try await self.cli(["journal", "stats", "--journal", dir.appendingPathComponent("none.sqlite").path])
+        #expect(missing.0 != 0 && missing.2.contains("no journal"))
         serve.signal(SIGTERM)
         #expect(try await serve.wait(timeout: .seconds(30)) == 0, "clean exit: \(serve.stderr.suffix(2000))")
     }
