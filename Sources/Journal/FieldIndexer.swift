@@ -57,14 +57,7 @@ public struct FieldIndexer: Service {
     public func run() async {
         do {
             try await declare()
-            var size = chunk
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                let start = ContinuousClock.now
-                guard try await step(size) else { break }
-                let took = start.duration(to: .now)
-                size = took > slice * 2 ? max(100, size / 2) : took < slice / 2 ? min(50_000, size * 2) : size
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: max(took, .milliseconds(1))) }
-            }
+            try await WriterSlices.run(start: chunk, range: 100...50_000, slice: slice) { try await step($0) }
         } catch {
             logger.warning("Field index maintenance stopped", metadata: ["error": "\(error)"])
         }

@@ -4,8 +4,8 @@ import GRDB
 import Logging
 import ServiceLifecycle
 
-/// Returns the journal's free pages (left by retention) to the file system with `PRAGMA incremental_vacuum`, a few
-/// MB per short transaction, every `interval`: ingestion waits at most one step. A journal created before Docket
+/// Returns the journal's free pages (left by retention) to the file system with `PRAGMA incremental_vacuum`, every
+/// `interval`, in steps that hold the writer about 10 ms (`WriterSlices`): ingestion waits at most about one step. A journal created before Docket
 /// used incremental vacuum reuses its free pages but never shrinks until `docket journal vacuum` converts it.
 public struct JournalVacuum: Service {
     let journal: Journal
@@ -15,7 +15,7 @@ public struct JournalVacuum: Service {
     let step: Int
     let logger: Logger
 
-    public init(journal: Journal, interval: Duration = .seconds(600), keep: Int = 1024, step: Int = 2048, logger: Logger) {
+    public init(journal: Journal, interval: Duration = .seconds(600), keep: Int = 1024, step: Int = 256, logger: Logger) {
         self.journal = journal
         self.interval = interval
         self.keep = keep
@@ -51,17 +51,22 @@ public struct JournalVacuum: Service {
         try await journal.database.read { db in try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") == 2 }
     }
 
+    /// Pages free in the file now.
+    public static func freePages(_ journal: Journal) async throws -> Int {
+        try await journal.database.read { db in try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 }
+    }
+
     /// Frees pages until at most `keep` are free; returns how many it freed.
     @discardableResult
     public func vacuum() async throws -> Int {
         var freed = 0
-        while !Task.isCancelled {
+        try await WriterSlices.run(start: step, range: 16...8192) { size in
             let free = try await journal.database.read { db in try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 }
-            guard free > keep else { break }
-            let n = min(step, free - keep)
+            guard free > keep else { return false }
+            let n = min(size, free - keep)
             try await journal.database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum(\(n))") }
             freed += n
-            await Task.yield()
+            return true
         }
         // The freed pages left the file; the WAL that carried the change goes back to empty (when no reader holds it).
         if freed > 0 { try? await journal.database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") } }

@@ -4,7 +4,8 @@ import GRDB
 import Logging
 import ServiceLifecycle
 
-/// Prunes finished jobs (and their events) older than the retention, in small batches so writers never wait long.
+/// Prunes finished jobs (and their events) older than the retention, in batches that hold the writer about 10 ms
+/// (`WriterSlices`), so ingestion and enqueues never wait long.
 /// `rules` keep the jobs of a queue or type (by name) for their own time instead; a job several rules match is kept
 /// for the longest of them.
 public struct JournalRetention: Service {
@@ -34,15 +35,15 @@ public struct JournalRetention: Service {
         }
     }
 
-    /// Deletes finished jobs older than `cutoff` (ignoring `rules`), 500 per transaction; returns how many.
+    /// Deletes finished jobs older than `cutoff` (ignoring `rules`), `batch` per transaction at first; returns how many.
     @discardableResult
-    public func prune(before cutoff: Date, batch: Int = 500) async throws -> Int {
+    public func prune(before cutoff: Date, batch: Int = 100) async throws -> Int {
         try await prune(now: cutoff.addingTimeInterval(Double(retention.milliseconds) / 1000), rules: [:], batch: batch)
     }
 
     /// Deletes finished jobs older than their retention at `now` (the rule of their queue or type, else the default).
     @discardableResult
-    public func prune(now: Date, batch: Int = 500) async throws -> Int {
+    public func prune(now: Date, batch: Int = 100) async throws -> Int {
         try await prune(now: now, rules: rules, batch: batch)
     }
 
@@ -63,9 +64,9 @@ public struct JournalRetention: Service {
             for name in names { arguments += [name.databaseValue, name.databaseValue, rules[name]!.milliseconds.databaseValue] }
         }
         let sql = "SELECT id FROM job WHERE finishedAt IS NOT NULL AND state IN ('completed', 'dead', 'cancelled') AND finishedAt < ? - (\(keep)) LIMIT ?"
-        let values = StatementArguments([now.millis.databaseValue] + arguments + [batch.databaseValue])
         var total = 0
-        while !Task.isCancelled {
+        try await WriterSlices.run(start: batch, range: 10...5000) { size in
+            let values = StatementArguments([now.millis.databaseValue] + arguments + [size.databaseValue])
             let n = try await journal.database.write { db -> Int in
                 let ids = try String.fetchAll(db, sql: sql, arguments: values)
                 for id in ids {
@@ -75,8 +76,7 @@ public struct JournalRetention: Service {
                 return ids.count
             }
             total += n
-            if n < batch { break }
-            await Task.yield()
+            return n == size
         }
         return total
     }
