@@ -176,4 +176,23 @@ struct ServeCommandTests {
         serve.signal(SIGTERM)
         #expect(try await serve.wait(timeout: .seconds(30)) == 0, "clean exit: \(serve.stderr.suffix(2000))")
     }
+
+    @Test func badHistoryFlagsExitWithAMessageBeforeStarting() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("docket-flags-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cases: [([String], [String: String], String)] = [
+            (["--index-field", "customer"], [:], "--index-field"),
+            (["--index-field", "result/"], [:], "--index-field"),
+            ([], ["DOCKET_INDEX_FIELDS": "/ok,nope"], "--index-field"),
+            (["--scan-limit", "-1"], [:], "--scan-limit"),
+            (["--vacuum-interval", "soon"], [:], "--vacuum-interval"),
+        ]
+        for (args, environment, needle) in cases {
+            let p = try DocketBinary.spawn(["serve", "--data-dir", dir.path, "--port", "0"] + args, environment: environment)
+            defer { p.cleanup() }
+            let status = try await p.wait(timeout: .seconds(30))
+            #expect(status != 0, "\(args) \(environment)")
+            #expect(p.stderr.contains(needle), "\(args): \(p.stderr)")
+        }
+    }
 }
