@@ -220,11 +220,7 @@ public struct JobLookup: Sendable {
     /// The job and where it came from; nil if neither knows it. Redis errors fall back to the journal.
     public func job(_ id: JobID) async throws -> (job: Job, source: Source)? {
         let journaled = try await journal.reader.job(id)
-        if var live = try? await driver.job(id, queue: journaled?.queue) {
-            // Recovery restores a job's definition, not its link to the job it replays: the journal keeps that.
-            live.replayOf = live.replayOf ?? journaled?.replayOf
-            return (live, .redis)
-        }
+        if let live = try? await driver.job(id, queue: journaled?.queue) { return (live, .redis) }
         return journaled.map { ($0, .journal) }
     }
 }

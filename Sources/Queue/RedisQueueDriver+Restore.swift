@@ -59,9 +59,9 @@ extension RedisQueueDriver {
                 var arguments: [RESPArgument] = [
                     RESPArgument(now), RESPArgument(configuration.idempotencyTTL.milliseconds), RESPArgument(configuration.deadTTL.milliseconds),
                     RESPArgument(configuration.completedTTL.milliseconds), RESPArgument(q.jobKeyPrefix), RESPArgument(q.idempotencyPrefix),
-                    RESPArgument((plan.firstOrder[queue] ?? 0) + Int64(start)), RESPArgument(21),
+                    RESPArgument((plan.firstOrder[queue] ?? 0) + Int64(start)), RESPArgument(22),
                 ]
-                arguments.reserveCapacity(8 + chunk.count * 21)
+                arguments.reserveCapacity(8 + chunk.count * 22)
                 for i in chunk {
                     let job = jobs[i]
                     arguments += [
@@ -72,7 +72,7 @@ extension RedisQueueDriver {
                         RESPArgument(job.runAt?.millis ?? 0), RESPArgument(job.lastError ?? ""), RESPArgument(job.seq),
                         RESPArgument(job.finishedAt?.millis ?? 0), RESPArgument(job.result ?? ""),
                         RESPArgument(job.unique.map { q.unique($0.key).description } ?? ""), RESPArgument(job.unique?.while.rawValue ?? ""),
-                        RESPArgument(job.unique?.key ?? ""),
+                        RESPArgument(job.unique?.key ?? ""), RESPArgument(job.replayOf?.rawValue ?? ""),
                     ]
                 }
                 calls.append((Scripts.restore, [q.pending, q.scheduled, q.retrying, q.active, q.dead, q.events, q.wake], arguments))

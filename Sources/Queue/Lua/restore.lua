@@ -7,10 +7,10 @@
 -- KEYS[6] events (STREAM)  KEYS[7] wake (LIST)
 -- ARGV[1] now ms  ARGV[2] idempotency TTL ms  ARGV[3] dead TTL ms  ARGV[4] completed TTL ms  ARGV[5] job key prefix
 -- ARGV[6] idempotency key prefix  ARGV[7] FIFO order before this call's first job (reserved on the queue's counter by
--- the caller, so calls may run in any order)  ARGV[8] fields per job (21), then per job:
+-- the caller, so calls may run in any order)  ARGV[8] fields per job (22), then per job:
 --   id, type, queue, payload, priority, maxAttempts, timeout ms, backoff base ms, backoff max ms, journaled state,
 --   attempts, idempotency key, createdAt ms, runAt ms (0 = none), last error, journaled seq, finishedAt ms (0 = none), result,
---   the job's unique key set (its full key name; '' = none), unique while, unique key
+--   the job's unique key set (its full key name; '' = none), unique while, unique key, the job it replays ('' = none)
 -- Returns, per job, the state it was set to (prefixed 'stale:' when Redis held an older copy), 'present' (Redis is
 -- as new as the journal) or 'skipped' (nothing to hold).
 local now, idemTtl, deadTtl, doneTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -19,7 +19,7 @@ local width = tonumber(ARGV[8])
 local out = {}
 local woken = 0
 
--- The job whose fields are ARGV[i] .. ARGV[i + 20], read in place (no table per job: recovery restores many).
+-- The job whose fields are ARGV[i] .. ARGV[i + 21], read in place (no table per job: recovery restores many).
 local function restoreOne(i)
   local id, priority, journaled, attempts, idem = ARGV[i], ARGV[i + 4], ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
   local runAt, seq, finishedAt = tonumber(ARGV[i + 13]), tonumber(ARGV[i + 15]), tonumber(ARGV[i + 16])
@@ -72,6 +72,7 @@ local function restoreOne(i)
       'backoffBase', ARGV[i + 7], 'backoffMax', ARGV[i + 8], 'createdAt', ARGV[i + 12])
     if idem ~= '' then redis.call('HSET', jobKey, 'idempotencyKey', idem) end
     if uniqueSet ~= '' then redis.call('HSET', jobKey, 'uniqueKey', ARGV[i + 20], 'uniqueWhile', ARGV[i + 19]) end
+    if ARGV[i + 21] ~= '' then redis.call('HSET', jobKey, 'replayOf', ARGV[i + 21]) end
   end
   if lastError ~= '' then redis.call('HSET', jobKey, 'lastError', lastError) end
   if state == 'pending' then
