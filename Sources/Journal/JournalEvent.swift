@@ -77,11 +77,11 @@ public struct JournalEvent: Sendable, Hashable {
         }
     }
 
-    /// The columns `init(indexed:)` reads, in its order (by index: a name lookup per column per row costs more than
+    /// The columns `init(row:)` reads, in its order (by index: a name lookup per column per row costs more than
     /// the rest of decoding an event when thousands are read).
     static let columns = "jobId, seq, at, event, state, attempt, queue, type, worker, error, actor, detail, runMs"
 
-    init(indexed row: Row) {
+    init(row: Row) {
         self.init(
             jobID: JobID(rawValue: row[0]) ?? JobID(rawValue: "invalid")!, seq: row[1], at: Date(millis: row[2]),
             event: row[3], state: JobState(rawValue: row[4]) ?? .pending, attempt: row[5], queue: QueueName(rawValue: row[6]) ?? .default)
@@ -91,18 +91,5 @@ public struct JournalEvent: Sendable, Hashable {
         actor = row[10]
         detail = row[11]
         runMs = row[12]
-    }
-
-    init(row: Row) {
-        self.init(
-            jobID: JobID(rawValue: row["jobId"]) ?? JobID(rawValue: "invalid")!, seq: row["seq"], at: Date(millis: row["at"]),
-            event: row["event"], state: JobState(rawValue: row["state"]) ?? .pending, attempt: row["attempt"],
-            queue: QueueName(rawValue: row["queue"]) ?? .default)
-        type = (row["type"] as String?).flatMap(JobType.init(rawValue:))
-        worker = row["worker"]
-        error = row["error"]
-        actor = row["actor"]
-        detail = row["detail"]
-        runMs = row["runMs"]
     }
 }

@@ -72,11 +72,11 @@ public struct JournalReader: Sendable {
             }
         }
 
-        /// The SQL condition on the job row (alias `table`) and its arguments: what a search without an index runs.
+        /// The SQL condition on the job row (`j`) and its arguments: what a search without an index runs.
         /// The value test comes first: it fails for most rows, and SQLite then skips the type test (each JSON function
         /// parses the document again).
-        func sql(_ table: String) -> (String, [DatabaseValue]) {
-            let column = table + (inResult ? "result" : "payload")
+        var sql: (String, [DatabaseValue]) {
+            let column = inResult ? "j.result" : "j.payload"
             let p = path.databaseValue
             switch value {
             case .null: return ("json_type(\(column), ?) = 'null'", [p])
@@ -106,7 +106,8 @@ public struct JournalReader: Sendable {
     /// The job's whole history, by seq.
     public func events(_ id: JobID) async throws -> [JournalEvent] {
         try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM journalEvent WHERE jobId = ? ORDER BY seq", arguments: [id.rawValue]).map(JournalEvent.init(row:))
+            try Row.fetchAll(db, sql: "SELECT \(JournalEvent.columns) FROM journalEvent WHERE jobId = ? ORDER BY seq", arguments: [id.rawValue])
+                .map(JournalEvent.init(row:))
         }
     }
 
@@ -154,7 +155,7 @@ public struct JournalReader: Sendable {
         if let until = filter.until { plan.conditions.append("\(o).createdAt < ?"); plan.arguments.append(until.millis.databaseValue) }
         var tests = [String]()
         for (i, match) in filter.matches.enumerated() where i != driver {
-            let (condition, values) = match.sql("j.")
+            let (condition, values) = match.sql
             if plan.mode == .scan {
                 tests.append(condition)
                 plan.testArguments += values
@@ -339,7 +340,11 @@ public struct JournalReader: Sendable {
     /// Events kept as conflicts for a job: same (job, seq) as a journaled event, other content.
     public func conflicts(_ id: JobID) async throws -> [JournalEvent] {
         try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM journalConflict WHERE jobId = ? ORDER BY seq, recordedAt", arguments: [id.rawValue])
+            // In the columns of `JournalEvent.columns` (a conflict keeps no type, actor or run time).
+            try Row.fetchAll(db, sql: """
+                SELECT jobId, seq, at, event, state, attempt, queue, NULL, worker, error, NULL, detail, NULL FROM journalConflict
+                WHERE jobId = ? ORDER BY seq, recordedAt
+                """, arguments: [id.rawValue])
                 .map(JournalEvent.init(row:))
         }
     }
@@ -474,6 +479,9 @@ public struct JournalReader: Sendable {
     /// from (what the OpenAPI document says a cursor is).
     static func encodeCursor(at: Int64, id: String) -> String { "\(at):\(id)" }
 
+    /// Whether `cursor` is a position `<ms>:<job id>` (what `list` and `exportPage` accept).
+    public static func isCursor(_ cursor: String) -> Bool { (try? decodeCursor(cursor)) != nil }
+
     static func decodeCursor(_ cursor: String) throws -> (Int64, String) {
         guard let colon = cursor.firstIndex(of: ":"), let at = Int64(cursor[..<colon]), at >= 0,
             JobID(rawValue: String(cursor[cursor.index(after: colon)...])) != nil
@@ -528,7 +536,7 @@ extension JournalReader {
             let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
             let rows = try Row.fetchAll(db, sql: "SELECT \(JournalEvent.columns) FROM journalEvent WHERE jobId IN (\(marks)) ORDER BY jobId, seq",
                                         arguments: StatementArguments(ids.map(\.rawValue)))
-            return Dictionary(grouping: rows.map(JournalEvent.init(indexed:)), by: \.jobID)
+            return Dictionary(grouping: rows.map(JournalEvent.init(row:)), by: \.jobID)
         }
     }
 }
