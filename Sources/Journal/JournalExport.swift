@@ -71,7 +71,7 @@ private enum Raw {
     /// A text column as a JSON string (or null).
     static func string(_ s: OpaquePointer, _ i: CInt, _ out: inout [UInt8]) {
         guard let p = sqlite3_column_text(s, i) else { return out.append(contentsOf: null) }
-        quote(UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(s, i))), &out)
+        JSONText.appendQuoted(UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(s, i))), to: &out)
     }
 
     /// A text column holding JSON, embedded as it is (or null).
@@ -92,26 +92,6 @@ private enum Raw {
     static func duration(_ s: OpaquePointer, _ i: CInt, _ out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         out.append(contentsOf: DurationText.format(.milliseconds(sqlite3_column_int64(s, i))).utf8)
-        out.append(UInt8(ascii: "\""))
-    }
-
-    static func quote(_ text: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var start = 0
-        for (i, byte) in text.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[start..<i]))
-            start = i + 1
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), byte])
-            case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case UInt8(ascii: "\r"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case UInt8(ascii: "\t"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            default:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-            }
-        }
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: text[start...]))
         out.append(UInt8(ascii: "\""))
     }
 

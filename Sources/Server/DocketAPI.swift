@@ -207,9 +207,7 @@ public struct DocketAPI: Sendable {
     }
 
     /// One journal event as JSON.
-    static func renderEvent(_ e: JournalEvent) -> String { eventObject(e).text }
-
-    static func eventObject(_ e: JournalEvent) -> JSONObject {
+    static func renderEvent(_ e: JournalEvent) -> String {
         var o = JSONObject(capacity: 160)
         o.add("seq", e.seq)
         o.add("event", e.event)
@@ -221,7 +219,7 @@ public struct DocketAPI: Sendable {
         o.add("actor", e.actor)
         o.add("detail", e.detail)
         if let ms = e.runMs { o.add("runMs", Int(ms)) }
-        return o
+        return o.text
     }
 
     func history(_ request: Request) async throws -> Response {
@@ -246,9 +244,7 @@ public struct DocketAPI: Sendable {
     func exportJobs(_ request: Request) async throws -> Response {
         let first = try historyFilter(Query(request), defaultLimit: Int.max, maxLimit: Int.max)
         // A bad cursor is a 400 before the stream starts (after, the status is already sent).
-        do { _ = try await reader.list({ var f = first; f.limit = 1; return f }()) } catch let error as JournalError where error.code == .invalidCursor {
-            throw APIError.invalid("cursor", "not a position <ms>:<job id>")
-        }
+        if let cursor = first.cursor, !JournalReader.isCursor(cursor) { throw APIError.invalid("cursor", "not a position <ms>:<job id>") }
         let total = first.limit
         let reader = self.reader
         let body = ResponseBody { writer in

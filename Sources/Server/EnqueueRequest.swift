@@ -138,11 +138,6 @@ enum EnqueueRequest {
 /// The JSON shape of a job in every response.
 enum JobJSON {
     static func render(_ job: Job, source: String? = nil, spooled: Bool = false, uniqueConflict: Bool = false) -> String {
-        object(job, source: source, spooled: spooled, uniqueConflict: uniqueConflict).text
-    }
-
-    /// The job as an open JSON object (members may still be added).
-    static func object(_ job: Job, source: String? = nil, spooled: Bool = false, uniqueConflict: Bool = false) -> JSONObject {
         var o = JSONObject(capacity: 512 + job.payload.utf8.count + (job.result?.utf8.count ?? 0))
         o.add("id", job.id.rawValue)
         o.add("type", job.type.rawValue)
@@ -177,7 +172,7 @@ enum JobJSON {
         if let source { o.add("source", source) }
         if spooled { o.add("spooled", true) }
         if uniqueConflict { o.add("uniqueConflict", true) }
-        return o
+        return o.text
     }
 
 }

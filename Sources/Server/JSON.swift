@@ -7,13 +7,6 @@ struct JSONObject {
 
     init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
-    private mutating func key(_ key: StaticString) {
-        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
-        bytes.append(UInt8(ascii: "\""))
-        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
-    }
-
     private mutating func key(_ key: String) {
         if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
         Self.quote(key, into: &bytes)
@@ -40,11 +33,6 @@ struct JSONObject {
         self.key(key)
         if let raw { bytes.append(contentsOf: raw.utf8) } else { bytes.append(contentsOf: Self.null) }
     }
-    /// A member whose value is already JSON bytes.
-    mutating func add(_ key: String, rawBytes: [UInt8]) {
-        self.key(key)
-        bytes.append(contentsOf: rawBytes)
-    }
 
     /// The object, closed.
     var closed: [UInt8] { bytes + [UInt8(ascii: "}")] }
@@ -53,18 +41,6 @@ struct JSONObject {
     private static let null = Array("null".utf8), `true` = Array("true".utf8), `false` = Array("false".utf8)
 
     static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
-
-    /// `[a,b,…]` of already-closed objects.
-    static func array(bytes items: [[UInt8]]) -> [UInt8] {
-        var out = [UInt8(ascii: "[")]
-        out.reserveCapacity(items.reduce(2) { $0 + $1.count + 1 })
-        for (i, item) in items.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: item)
-        }
-        out.append(UInt8(ascii: "]"))
-        return out
-    }
 
     static func quote(_ s: String) -> String {
         var out = [UInt8]()
@@ -77,32 +53,8 @@ struct JSONObject {
         out.append(contentsOf: String(n).utf8)
     }
 
-    /// Appends `s` as a JSON string; text with nothing to escape (the usual case) is appended whole.
-    static func quote(_ s: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var s = s
-        s.withUTF8 { utf8 in
-            var start = 0
-            for (i, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<i]))
-                start = i + 1
-                switch byte {
-                case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-                case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-                case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-                case UInt8(ascii: "\r"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-                case UInt8(ascii: "\t"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-                default:
-                    let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: Array("\\u00".utf8))
-                    out.append(hex[Int(byte >> 4)])
-                    out.append(hex[Int(byte & 0xF)])
-                }
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start...]))
-        }
-        out.append(UInt8(ascii: "\""))
-    }
+    /// Appends `s` as a JSON string.
+    static func quote(_ s: String, into out: inout [UInt8]) { JSONText.appendQuoted(s, to: &out) }
 }
 
 /// A decoded JSON value, strict about types (a number is never a Bool and vice versa).
