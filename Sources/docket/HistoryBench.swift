@@ -45,7 +45,7 @@ extension Docket {
             let quiet = logger
             do {
                 try await cancellingOnSignals { [self] in
-                    try await measure(path, redisURL: "\(url)", redis: redis, children: children, logger: quiet)
+                    try await measure(path, redisURL: url, redis: redis, children: children, logger: quiet)
                 }
             } catch {
                 await children.stopAll()
@@ -109,7 +109,8 @@ extension Docket {
 
         // MARK: Against docket serve
 
-        private func measure(_ path: String, redisURL: String, redis: RedisClient, children: BenchChildren, logger: Logger) async throws {
+        private func measure(_ path: String, redisURL url: RedisURL, redis: RedisClient, children: BenchChildren, logger: Logger) async throws {
+            let redisURL = "\(url)"
             let journal = try Journal.open(path: path, logger: logger)
             var (serve, port) = try await startServe(children, path: path, redisURL: redisURL, extra: ["--index-field", "/customer"], name: "serve")
             try await HTTPConnection.with(host: "127.0.0.1", port: port) { http in
@@ -165,6 +166,9 @@ extension Docket {
                 print(String(format: "replay dry run of %d of %d dead jobs: %.0f ms", replay, answer["matched"] as? Int ?? 0, dry.seconds * 1000))
                 print(String(format: "replay of %d dead jobs: %.2f s = %.0f jobs/s; cpu µs/job: serve %.0f, redis %.0f", replayed, real.seconds,
                              Double(replayed) / real.seconds, real.serveCPU * 1e6 / Double(replayed), real.redisCPU * 1e6 / Double(replayed)))
+                if let lpush = try await redisBenchmark(url, children) {
+                    print(String(format: "  redis-benchmark LPUSH -P 1 -c 50 on the same Redis: %.0f/s; replay = %.3f of it", lpush, Double(replayed) / real.seconds / lpush))
+                }
 
                 // Export of the whole journal, streamed.
                 var lines = 0, bytes = 0
@@ -219,6 +223,23 @@ extension Docket {
                          before.jobs, after.jobs, Double(before.bytes) / 1_048_576, Double(after.bytes) / 1_048_576, after.freePages,
                          seconds(retentionStart.duration(to: .now))))
             print("  meanwhile \(latencies.count) enqueues, latency \(percentiles(latencies))")
+        }
+
+        /// `redis-benchmark -t lpush -P 1 -c 50` against the bench's Redis: requests per second (nil without the tool).
+        private func redisBenchmark(_ url: RedisURL, _ children: BenchChildren) async throws -> Double? {
+            guard let tool = BenchChildren.onPath("redis-benchmark") else { return nil }
+            let target: [String]
+            switch url.endpoint {
+            case .tcp(let host, let port): target = ["-h", host, "-p", "\(port)"]
+            case .unix(let path): target = ["-s", path]
+            case .sentinel, .cluster: return nil  // the bench's own Redis is one server
+            }
+            let run = try children.spawn("redis-benchmark", tool, target + ["-t", "lpush", "-P", "1", "-c", "50", "-n", "200000", "-q"], exits: true)
+            try await children.wait(for: "redis-benchmark", timeout: .seconds(120)) { run.process.exitStatus() != nil }
+            let out = (try? String(contentsOfFile: run.stdout, encoding: .utf8)) ?? ""
+            // "LPUSH: 109051.26 requests per second, p50=0.247 msec" (after carriage-return progress lines)
+            let line = out.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).last { $0.hasPrefix("LPUSH:") }
+            return line.flatMap { Double($0.dropFirst("LPUSH:".count).split(separator: " ").first ?? "") }
         }
 
         private func startServe(_ children: BenchChildren, path: String, redisURL: String, extra: [String], name: String) async throws
